@@ -1,0 +1,1 @@
+"""Shared physics: wavelengths, Fourier grids, propagators, transfer functions, pupils."""
