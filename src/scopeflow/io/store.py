@@ -18,11 +18,13 @@ import logging
 import os
 import shutil
 import signal
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+from dask.diagnostics import ProgressBar
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -33,6 +35,7 @@ __all__ = [
     "has_ground_truth",
     "truth_vars",
     "temp_sibling",
+    "finite_or_raise",
 ]
 
 #: Version of the store schema written by this scopeflow; bumped on incompatible changes.
@@ -138,7 +141,9 @@ def write_store(
         except ValueError:  # not in the main thread
             old_handler = None
     try:
-        ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
+        # progress in the rule's log for writes that take a while (lazy stages compute here)
+        with ProgressBar(minimum=5.0, out=sys.stderr):
+            ds.to_zarr(tmp, mode="w", zarr_format=3, consolidated=False)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
