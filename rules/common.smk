@@ -8,7 +8,7 @@ from snakemake.utils import validate
 def validate_sections():
     """Validate each technique section against workflow/schemas/<technique>.schema.yaml."""
     for technique in config:
-        validate(config[technique], f"workflow/schemas/{technique}.schema.yaml")
+        validate(config[technique], f"../workflow/schemas/{technique}.schema.yaml")
 
 
 validate_sections()

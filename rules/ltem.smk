@@ -70,8 +70,7 @@ rule ltem_reconstruct:
 
 rule ltem_analyze:
     input:
-        series=source_store("ltem"),
-        phase=store("ltem", "reconstruct"),
+        store("ltem", "reconstruct"),
     output:
         store=directory(store("ltem", "analyze")),
         metrics=report(
@@ -93,7 +92,7 @@ rule ltem_analyze:
     params:
         json=stage_params("ltem", "analyze"),
     shell:
-        "python -m scopeflow ltem analyze --in {input.series} --in {input.phase}"
+        "python -m scopeflow ltem analyze --in {input}"
         " --out {output.store} --metrics {output.metrics} --params {params.json:q}"
         " --threads {threads} > {log} 2>&1"
 

@@ -50,7 +50,12 @@ class CLIError(Exception):
 
 def available_techniques() -> list[str]:
     """Techniques whose ``scopeflow.<technique>.stages`` module is installed."""
-    return [t for t in TECHNIQUES if importlib.util.find_spec(f"scopeflow.{t}.stages") is not None]
+    return [
+        t
+        for t in TECHNIQUES
+        if importlib.util.find_spec(f"scopeflow.{t}") is not None
+        and importlib.util.find_spec(f"scopeflow.{t}.stages") is not None
+    ]
 
 
 def load_stages(technique: str) -> dict:
@@ -243,9 +248,11 @@ def main(argv: list[str] | None = None) -> int:
             from scopeflow.schema import write_schemas
 
             stale = write_schemas(Path(args.dir), check=args.check)
-            if stale:
+            if stale and args.check:
                 print(f"out of date: {', '.join(map(str, stale))} (run python -m scopeflow schema)")
                 return 1
+            for path in stale:
+                print(f"wrote {path}")
         else:
             run_stage(args)
     except (CLIError, OptionsError, StoreError, IngestError) as err:

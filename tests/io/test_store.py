@@ -169,3 +169,10 @@ def test_killed_writer_leaves_no_store(tmp_path):
     write_store(_series(), tmp_path / "big.zarr", "ltem.series")
     assert list(tmp_path.glob(".big.zarr.tmp-*")) == []
     assert temp_sibling(tmp_path / "big.zarr").name.startswith(".big.zarr.tmp-")
+
+
+def test_hidden_files_in_a_store_are_ignored(tmp_path):
+    """Snakemake writes `.snakemake_timestamp` into directory() outputs; reads must not choke."""
+    path = write_store(_series(), tmp_path / "s.zarr", "ltem.series")
+    (path / ".snakemake_timestamp").touch()
+    assert read_store(path, "ltem.series")["image"].shape == (3, 16, 16)

@@ -57,8 +57,10 @@ def workdir(tmp_path):
 def test_lint_is_clean():
     res = snakemake("--lint", "json", cwd=ROOT, check=False)
     assert res.returncode == 0, res.stderr
-    lints = json.loads(res.stdout)
-    assert lints["snakefiles"] == [] and lints["rules"] == [], json.dumps(lints, indent=1)
+    if res.stdout.strip():  # lints are printed as JSON; a clean workflow prints none
+        lints = json.loads(res.stdout)
+        assert not lints.get("snakefiles") and not lints.get("rules"), res.stdout
+    assert "Congratulations" in res.stderr
 
 
 @pytest.mark.parametrize("config", CONFIGS)
@@ -77,11 +79,12 @@ def test_unknown_config_key_names_the_key(workdir):
     sample["reconstruct"]["ad"]["max_itre"] = 10
     (workdir / "config" / "typo.yaml").write_text(yaml.safe_dump(cfg))
     res = snakemake("-n", "--configfile", "config/typo.yaml", cwd=workdir, check=False)
+    out = res.stdout + res.stderr  # Snakemake prints workflow errors on stdout
     assert res.returncode != 0
-    assert "max_itre" in res.stderr and "Additional properties are not allowed" in res.stderr
+    assert "max_itre" in out and "Additional properties are not allowed" in out
     (workdir / "config" / "typo.yaml").write_text("ltm:\n  samples: {}\n")
     res = snakemake("-n", "--configfile", "config/typo.yaml", cwd=workdir, check=False)
-    assert res.returncode != 0 and "ltm" in res.stderr
+    assert res.returncode != 0 and "'ltm' was unexpected" in res.stdout + res.stderr
 
 
 def _mtimes(workdir, sample):
@@ -111,9 +114,8 @@ def test_tiny_run_param_edit_rerun_and_report(workdir):
                 assert "units" in ds[dim].attrs
     metrics = json.loads((base / "metrics.json").read_text())
     assert {"ad.phase_rel_l2", "tie.phase_rel_l2", "ad.seconds"} <= set(metrics)
-    assert sorted(p.suffix for p in (base / "figures").iterdir()) and all(
-        p.suffix == ".png" for p in (base / "figures").iterdir()
-    )
+    figures = [p for p in (base / "figures").iterdir() if not p.name.startswith(".")]
+    assert figures and all(p.suffix == ".png" and p.stat().st_size > 1000 for p in figures)
     assert (workdir / "logs" / "ltem" / sample / "reconstruct.log").stat().st_size > 0
     assert (workdir / "benchmarks" / "ltem" / sample / "reconstruct.tsv").is_file()
 
@@ -121,10 +123,16 @@ def test_tiny_run_param_edit_rerun_and_report(workdir):
     cfg = yaml.safe_load((workdir / "config" / "tiny.yaml").read_text())
     cfg["ltem"]["samples"][sample]["reconstruct"]["ad"]["max_iter"] = 41
     (workdir / "config" / "tiny.yaml").write_text(yaml.safe_dump(cfg))
-    changes = snakemake(
-        "--list-changes", "params", "--configfile", "config/tiny.yaml", cwd=workdir
-    ).stdout
-    assert "reconstruct.zarr" in changes and "simulate.zarr" not in changes
+    # `--summary` marks exactly the edited stage (Snakemake 9.27's `--list-changes params`
+    # lists every output that has recorded params, changed or not, so the README uses this)
+    summary = snakemake("--summary", "--configfile", "config/tiny.yaml", cwd=workdir).stdout
+    status = {
+        Path(line.split("\t")[0]).name: line.split("\t")[4]
+        for line in summary.splitlines()[1:]
+        if line.startswith("results/")
+    }
+    assert status["reconstruct.zarr"] == "params changed"
+    assert status["simulate.zarr"] == "ok" and status["analyze.zarr"] == "ok"
     dry = snakemake("-n", "--configfile", "config/tiny.yaml", cwd=workdir).stdout
     for rule in ("ltem_reconstruct", "ltem_analyze", "ltem_figures"):
         assert f"rule {rule}:" in dry or f"{rule} " in dry

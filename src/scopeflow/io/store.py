@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 from dask.diagnostics import ProgressBar
+from zarr.storage import LocalStore
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -62,9 +63,13 @@ def _remove_stale_temps(path: Path) -> None:
 
 
 def _plain_encoding(ds: xr.Dataset) -> xr.Dataset:
-    """Drop encodings inherited from a store that was read (their chunks may not fit)."""
+    """Drop encodings inherited from a store that was read (their chunks may not fit), and
+    store text as variable-length strings (fixed-width unicode has no Zarr v3 specification)."""
     ds = ds.copy()
     for name in list(ds.variables):
+        var = ds[name]
+        if var.dtype.kind in "US":
+            ds[name] = var.astype(str).astype(object)
         ds[name].encoding = {}
     return ds
 
@@ -167,13 +172,24 @@ def store_kind(path: str | os.PathLike) -> str | None:
     return meta.get("kind") if isinstance(meta, dict) else None
 
 
+class _VisibleOnlyStore(LocalStore):
+    """Read-only local store that ignores hidden files (Snakemake drops a ``.snakemake_timestamp``
+    into every ``directory()`` output, which zarr would otherwise reject as a foreign object)."""
+
+    async def list_dir(self, prefix: str):
+        async for name in super().list_dir(prefix):
+            if not name.startswith("."):
+                yield name
+
+
 def _open(path: Path) -> xr.Dataset:
     if not path.exists():
         raise StoreError(f"{path}: store does not exist")
     if not (path / "zarr.json").is_file():
         raise StoreError(f"{path}: not a Zarr format-3 store (no zarr.json at its root)")
     try:
-        return xr.open_zarr(path, zarr_format=3, consolidated=False, chunks={})
+        store = _VisibleOnlyStore(path, read_only=True)
+        return xr.open_zarr(store, zarr_format=3, consolidated=False, chunks={})
     except Exception as err:  # zarr/xarray raise many types for corrupt stores
         raise StoreError(f"{path}: cannot be read as a scopeflow store: {err}") from err
 
