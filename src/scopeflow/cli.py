@@ -97,14 +97,44 @@ def _option_help(options_cls) -> str:
     return "\n".join(lines)
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _add_technique(sub, tech: str) -> None:
+    tp = sub.add_parser(tech, help=TECHNIQUE_HELP.get(tech, tech))
+    stages = tp.add_subparsers(dest="stage", metavar="<stage>", required=True)
+    for name, stage in load_stages(tech).items():
+        sp = stages.add_parser(
+            name,
+            help=stage.summary,
+            description=stage.summary,
+            epilog=_option_help(stage.options),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        kinds = ", ".join(stage.inputs) or "none"
+        sp.add_argument(
+            "--in",
+            dest="inputs",
+            action="append",
+            default=[],
+            metavar="STORE",
+            help=f"input store(s), in this order: {kinds}",
+        )
+        what = "store (.zarr)" if stage.output == "store" else "figures directory"
+        sp.add_argument("--out", required=True, help=f"output {what}")
+        if stage.output == "store":
+            sp.add_argument("--metrics", help="also write the stage's metrics as JSON here")
+        sp.add_argument("--params", help="stage options as JSON text or @file.json")
+        sp.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+
+
+def _build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``only``, just that technique's stages are imported (every
+    rule calls the CLI, so not importing the other techniques saves seconds per job)."""
     parser = argparse.ArgumentParser(
         prog="python -m scopeflow",
         description="scopeflow: raw microscopy data to quantitative maps. Run one stage of a "
         "technique on stores, or list techniques/stages, or (re)generate the config schemas.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="example: python -m scopeflow ltem reconstruct --in results/ltem/a/simulate.zarr "
-        '--out /tmp/phase.zarr --params \'{"tv_weight": "auto"}\' --threads 1',
+        '--out /tmp/phase.zarr --params \'{"ad": {"max_iter": 100}}\' --threads 1',
     )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     sub = parser.add_subparsers(dest="technique", metavar="<technique>|list|schema")
@@ -113,31 +143,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sch.add_argument("--dir", default="workflow/schemas", help="schema directory")
     sch.add_argument("--check", action="store_true", help="fail if the files are out of date")
     for tech in available_techniques():
-        tp = sub.add_parser(tech, help=TECHNIQUE_HELP.get(tech, tech))
-        stages = tp.add_subparsers(dest="stage", metavar="<stage>", required=True)
-        for name, stage in load_stages(tech).items():
-            sp = stages.add_parser(
-                name,
-                help=stage.summary,
-                description=stage.summary,
-                epilog=_option_help(stage.options),
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
-            kinds = ", ".join(stage.inputs) or "none"
-            sp.add_argument(
-                "--in",
-                dest="inputs",
-                action="append",
-                default=[],
-                metavar="STORE",
-                help=f"input store(s), in this order: {kinds}",
-            )
-            what = "store (.zarr)" if stage.output == "store" else "figures directory"
-            sp.add_argument("--out", required=True, help=f"output {what}")
-            if stage.output == "store":
-                sp.add_argument("--metrics", help="also write the stage's metrics as JSON here")
-            sp.add_argument("--params", help="stage options as JSON text or @file.json")
-            sp.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+        if only is None or tech == only:
+            _add_technique(sub, tech)
+        else:
+            sub.add_parser(tech, help=TECHNIQUE_HELP.get(tech, tech))
     return parser
 
 
@@ -228,7 +237,10 @@ def _list() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status."""
-    parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    positional = [a for a in argv if not a.startswith("-")]
+    only = positional[0] if positional and positional[0] in TECHNIQUES else None
+    parser = _build_parser(only)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=getattr(logging, str(args.log_level).upper(), logging.INFO),
