@@ -19,6 +19,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 include: "rules/common.smk"
 include: "rules/ltem.smk"
+include: "rules/fpxm.smk"
 
 
 rule all:
