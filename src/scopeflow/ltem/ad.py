@@ -31,8 +31,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from scopeflow.ltem.model import ForwardModel
-
 __all__ = ["smoothed_tv", "Objective", "optimize", "discrepancy_search"]
 
 log = logging.getLogger(__name__)
@@ -98,7 +96,9 @@ class Objective:
             mu = self.model.predict(p, i)
             if self.likelihood == "poisson":
                 mu = mu.clamp_min(1e-6)
-                total = total + (mu - y - y * torch.log(mu) + self.ylogy[i]).sum(dtype=torch.float64)
+                total = total + (mu - y - y * torch.log(mu) + self.ylogy[i]).sum(
+                    dtype=torch.float64
+                )
             else:
                 total = total + ((y - mu) ** 2 / (2 * self.sigma2[i][:, None, None])).sum(
                     dtype=torch.float64
@@ -125,7 +125,11 @@ class Objective:
         chi2, n = 0.0, 0
         for i, y in enumerate(self.data):
             mu = self.model.predict(p, i)
-            var = mu.clamp_min(1e-6) if self.likelihood == "poisson" else self.sigma2[i][:, None, None]
+            var = (
+                mu.clamp_min(1e-6)
+                if self.likelihood == "poisson"
+                else self.sigma2[i][:, None, None]
+            )
             chi2 += float(((y - mu) ** 2 / var).sum())
             n += y.numel()
         return chi2 / n
@@ -150,8 +154,15 @@ def _snapshot(params, names):
     return {k: params[k].detach().clone() for k in names}
 
 
-def optimize(objective: Objective, *, max_iter: int, tol: float, method: str = "lbfgs",
-             adam_lr: float = 0.02, progress: bool = True) -> dict:
+def optimize(
+    objective: Objective,
+    *,
+    max_iter: int,
+    tol: float,
+    method: str = "lbfgs",
+    adam_lr: float = 0.02,
+    progress: bool = True,
+) -> dict:
     """Minimise the objective over the model's trainable parameters (in place).
 
     Parameters
@@ -194,8 +205,14 @@ def optimize(objective: Objective, *, max_iter: int, tol: float, method: str = "
     bar = tqdm(total=max_iter, desc=f"ltem AD ({method})", disable=not progress, leave=False)
     if method == "lbfgs":
         opt = torch.optim.LBFGS(
-            [params[k] for k in names], lr=1.0, max_iter=BLOCK, max_eval=4 * BLOCK, history_size=20,
-            line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-12,
+            [params[k] for k in names],
+            lr=1.0,
+            max_iter=BLOCK,
+            max_eval=4 * BLOCK,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-10,
+            tolerance_change=1e-12,
         )
         prev = best
         while it < max_iter:
@@ -256,8 +273,15 @@ def optimize(objective: Objective, *, max_iter: int, tol: float, method: str = "
     }
 
 
-def discrepancy_search(objective: Objective, *, max_iter: int, tol: float, n_steps: int = 5,
-                       target: float = 1.0, progress: bool = True) -> dict:
+def discrepancy_search(
+    objective: Objective,
+    *,
+    max_iter: int,
+    tol: float,
+    n_steps: int = 5,
+    target: float = 1.0,
+    progress: bool = True,
+) -> dict:
     """Choose lambda by the discrepancy principle (chi2/N = target), warm-started fits.
 
     A secant search in ``(log lambda, chi2/N - target)`` from the objective's current weight
@@ -288,7 +312,9 @@ def discrepancy_search(objective: Objective, *, max_iter: int, tol: float, n_ste
     if best[0] != objective.tv_weight:
         objective.tv_weight = best[0]
         info = optimize(objective, max_iter=max(max_iter // 2, 1), tol=tol, progress=progress)
-    info.update(tv_weight=objective.tv_weight,
-                chi2_per_pixel=objective.chi2_per_pixel(objective.model.params),
-                history=history)
+    info.update(
+        tv_weight=objective.tv_weight,
+        chi2_per_pixel=objective.chi2_per_pixel(objective.model.params),
+        history=history,
+    )
     return info

@@ -135,8 +135,9 @@ def analyze(inputs: list[xr.Dataset], opts: AnalyzeOptions) -> xr.Dataset:
             if f"phase_{m}_m" in ds:
                 tm = ds["true_phase_m"].values
                 metrics.update(
-                    _phase_metrics(f"{m}.magnetic", ds[f"phase_{m}_m"].values, tm, pixel,
-                                   opts.frc_threshold)
+                    _phase_metrics(
+                        f"{m}.magnetic", ds[f"phase_{m}_m"].values, tm, pixel, opts.frc_threshold
+                    )
                 )
     if "phase_ad_sigma" in ds:
         out["phase_ad_sigma"] = (rc, ds["phase_ad_sigma"].values, {"units": "rad"})
@@ -146,8 +147,16 @@ def analyze(inputs: list[xr.Dataset], opts: AnalyzeOptions) -> xr.Dataset:
             e = e - e.mean()
             metrics["ad.phase_error_rms_rad"] = float(np.sqrt(np.mean(e**2)))
     ad = ds.attrs.get("ad", {})
-    for key in ("seconds", "cpu_seconds", "iterations", "evaluations", "chi2_per_pixel",
-                "tv_weight", "convergence", "optimizer"):
+    for key in (
+        "seconds",
+        "cpu_seconds",
+        "iterations",
+        "evaluations",
+        "chi2_per_pixel",
+        "tv_weight",
+        "convergence",
+        "optimizer",
+    ):
         if key in ad:
             metrics[f"ad.{key}"] = ad[key]
     if truth is not None:

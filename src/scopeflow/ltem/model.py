@@ -38,7 +38,7 @@ import torch
 
 from scopeflow.optics.fourier import freq_grid
 from scopeflow.optics.propagate import coherent_image
-from scopeflow.optics.transfer import coherence_envelope, transfer_function
+from scopeflow.optics.transfer import transfer_function
 from scopeflow.optics.warp import affine_warp, fourier_shift_kernel
 
 __all__ = ["Series", "ForwardModel", "resolve_device"]
@@ -79,9 +79,6 @@ class Series:
     def __post_init__(self):
         self.reference = int(np.argmin(np.abs(self.defocus)))
 
-
-#: Floor of the normalised phase-contrast transfer in the phase preconditioner.
-PRECOND_FLOOR = 1e-3
 
 # Physical value = raw parameter * scale: keeps the raw variables O(1) for L-BFGS.
 SCALES = {
@@ -130,18 +127,17 @@ class ForwardModel:
         astig_angle=0.0,
         refine=frozenset({"phase"}),
         defocus_scale="pinned",
-        device=torch.device("cpu"),
+        device="cpu",
     ):
         self.series = series
         self.shape = tuple(series[0].images.shape[-2:])
         self.wavelength = float(wavelength)
         self.pixel_size = float(pixel_size)
         self.cs, self.spread = float(cs_nm), float(defocus_spread_nm)
-        self.device = device
+        self.device = torch.device(device)
         self.qy, self.qx = freq_grid(self.shape, pixel_size, device=device)
         self.qy_px, self.qx_px = freq_grid(self.shape, 1.0, device=device)
         self.warps_specimen = bool({"rotation", "logmag"} & set(refine))
-        self.precond = self._preconditioner(series, theta_c)
         self.flip = len(series) > 1
         self.defocus_scale = defocus_scale
         self.refine = set(refine)
@@ -160,8 +156,14 @@ class ForwardModel:
         for i, s in enumerate(series):
             n = s.images.shape[0]
             sfx = self.suffix(i)
-            for name, shape in (("gain", (n,)), ("background", (n,)), ("shift", (n, 2)),
-                                ("rotation", (n,)), ("logmag", (n,)), ("defocus", (n,))):
+            for name, shape in (
+                ("gain", (n,)),
+                ("background", (n,)),
+                ("shift", (n, 2)),
+                ("rotation", (n,)),
+                ("logmag", (n,)),
+                ("defocus", (n,)),
+            ):
                 self.params[name + sfx] = torch.zeros(shape, **z)
             self.counts.append(s.images.mean(dim=(1, 2)).to(device))
             mask = torch.ones(n, **z)
@@ -174,20 +176,6 @@ class ForwardModel:
                 "amplitude (TIE regime); the phase scale is only as good as the defocus "
                 "calibration or the nonlinearity of the largest defocus"
             )
-
-    def _preconditioner(self, series, theta_c) -> torch.Tensor:
-        q2 = self.qx**2 + self.qy**2
-        w = torch.zeros_like(q2)
-        n = 0
-        for s in series:
-            for df in s.defocus:
-                env = coherence_envelope(self.qy, self.qx, self.wavelength, float(df), self.cs,
-                                         theta_c, self.spread)
-                w = w + (torch.sin(torch.pi * self.wavelength * float(df) * q2) * env) ** 2
-                n += 1
-        p = 1.0 / torch.sqrt(w / n + PRECOND_FLOOR)
-        p[0, 0] = 0.0  # a constant phase is invisible
-        return p.to(torch.complex64)
 
     @staticmethod
     def suffix(i: int) -> str:
@@ -226,22 +214,14 @@ class ForwardModel:
         return shift, rot, torch.exp(logmag)
 
     def phase_map(self, p, name="phase"):
-        """Physical phase map [rad] from its preconditioned raw variable (``phase``/``phase_m``).
-
-        The raw variable u maps to ``phi = F^-1{P(q) F{u}}`` with
-        ``P = (w(q) + PRECOND_FLOOR)^(-1/2)`` and ``w(q) = mean_k sin^2(pi lambda df_k q^2) E_k(q)^2`` the
-        normalised phase-contrast transfer (Fisher information per frequency in the weak-phase
-        limit). In u the data term's curvature is about flat across frequencies, so L-BFGS
-        converges in a similar number of iterations at 200 um and at 2 mm.
-        """
-        return torch.fft.ifft2(torch.fft.fft2(p[name]) * self.precond).real
+        """Phase map [rad]: ``phase`` (total, or electrostatic with a flip series) or
+        ``phase_m`` (magnetic, flip series only)."""
+        return p[name]
 
     def set_phase(self, phase: np.ndarray, name: str = "phase") -> None:
-        """Set a phase map [rad] (inverts the preconditioner; the mean is dropped)."""
-        ft = torch.fft.fft2(torch.as_tensor(phase, dtype=torch.float32, device=self.device))
+        """Set a phase map [rad] (e.g. the TIE start)."""
         with torch.no_grad():
-            inv = torch.where(self.precond.real > 0, 1 / self.precond, 0)
-            self.params[name].copy_(torch.fft.ifft2(ft * inv).real)
+            self.params[name].copy_(torch.as_tensor(phase, dtype=torch.float32))
 
     def phase(self, p, i):
         """Total phase seen by series ``i`` [rad] (``phi_e +- phi_m`` with a flip series)."""
@@ -280,8 +260,15 @@ class ForwardModel:
         a1, az = self.astigmatism(p)
         df = self.defocus(p, i) * mag**2
         t = transfer_function(
-            self.qy, self.qx, self.wavelength, df[:, None, None], self.cs,
-            self.theta_c(p), self.spread, a1, az,
+            self.qy,
+            self.qx,
+            self.wavelength,
+            df[:, None, None],
+            self.cs,
+            self.theta_c(p),
+            self.spread,
+            a1,
+            az,
         )
         if "shift" in self.refine or bool(torch.any(shift != 0)):
             t = t * fourier_shift_kernel(self.qy_px, self.qx_px, shift)

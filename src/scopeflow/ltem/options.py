@@ -49,7 +49,9 @@ class SimulateOptions:
     )
     mip_v: float = opt(20.0, "mean inner potential", units="V", minimum=0)
     inelastic_mfp_nm: float | None = opt(
-        None, "inelastic mean free path for amplitude attenuation (null: none)", units="nm",
+        None,
+        "inelastic mean free path for amplitude attenuation (null: none)",
+        units="nm",
         exclusive_minimum=0,
     )
     radius_nm: float = opt(150.0, "skyrmion radius", units="nm", exclusive_minimum=0)
@@ -70,21 +72,27 @@ class SimulateOptions:
     astig_nm: float = opt(0.0, "two-fold astigmatism A1", units="nm")
     astig_angle_deg: float = opt(0.0, "astigmatism azimuth (from +col toward +row)", units="deg")
     theta_c_rad: float = opt(1e-6, "illumination semi-angle", units="rad", minimum=0)
-    defocus_spread_nm: float = opt(80.0, "defocus spread (standard deviation)", units="nm", minimum=0)
+    defocus_spread_nm: float = opt(
+        80.0, "defocus spread (standard deviation)", units="nm", minimum=0
+    )
     defocus_error_rel: float = opt(
         0.0, "true defocus = nominal * (1 + u), u uniform in +-this", minimum=0, maximum=0.5
     )
     shift_px: float = opt(
         0.0, "random image shifts, uniform in +-this per axis", units="px", minimum=0
     )
-    rotation_deg: float = opt(0.0, "random image rotations, uniform in +-this", units="deg", minimum=0)
+    rotation_deg: float = opt(
+        0.0, "random image rotations, uniform in +-this", units="deg", minimum=0
+    )
     magnification_spread: float = opt(
         0.0, "random relative magnification change, uniform in +-this", minimum=0, maximum=0.2
     )
     detector_blur_px: float = opt(0.5, "Gaussian detector blur sigma", units="px", minimum=0)
     dose: float | None = opt(
-        100.0, "electron dose per output pixel for Poisson noise (0 or null: noise-free)",
-        units="e/px", minimum=0,
+        100.0,
+        "electron dose per output pixel for Poisson noise (0 or null: noise-free)",
+        units="e/px",
+        minimum=0,
     )
     seed: int = opt(0, "random seed", minimum=0)
 
@@ -100,8 +108,10 @@ class TieOptions:
         False, "mirror-pad to 2x before the Poisson solves (for non-periodic real images)"
     )
     tikhonov_qc_per_nm: float = opt(
-        0.0, "Tikhonov frequency qc: kernel 1/(q^2+qc^2) (biases phase at q <~ qc)",
-        units="1/nm", minimum=0,
+        0.0,
+        "Tikhonov frequency qc: kernel 1/(q^2+qc^2) (biases phase at q <~ qc)",
+        units="1/nm",
+        minimum=0,
     )
 
 
@@ -111,21 +121,27 @@ class AdOptions:
 
     enabled: bool = opt(True, "run the AD reconstruction (else TIE only)")
     likelihood: str = opt(
-        "auto", "data term (auto: poisson when the store has a dose)",
+        "auto",
+        "data term (auto: poisson when the store has a dose)",
         choices=("auto", "poisson", "gaussian"),
     )
     regularization: str = opt("tv", "phase/amplitude regulariser", choices=("tv", "none"))
     tv_weight: float = opt(
-        3.75, "smoothed-TV weight per pixel (NLL units) at an rms defocus of 1 mm; "
-        "scaled by <df^2> / (1 mm)^2", minimum=0
+        3.75,
+        "smoothed-TV weight per pixel (NLL units) at an rms defocus of 1 mm; "
+        "scaled by <df^2> / (1 mm)^2",
+        minimum=0,
     )
     tv_weight_rule: str = opt(
-        "fixed", "fixed weight, or chosen by the discrepancy principle (chi2/N = 1)",
+        "fixed",
+        "fixed weight, or chosen by the discrepancy principle (chi2/N = 1)",
         choices=("fixed", "discrepancy"),
     )
     tv_epsilon_rad: float = opt(
-        0.02, "TV smoothing: gradients below this (per px) are penalised quadratically",
-        units="rad", exclusive_minimum=0,
+        0.02,
+        "TV smoothing: gradients below this (per px) are penalised quadratically",
+        units="rad",
+        exclusive_minimum=0,
     )
     amplitude_tv_factor: float = opt(
         4.0, "TV weight of the log-amplitude relative to the phase", minimum=0
@@ -138,26 +154,32 @@ class AdOptions:
     refine_shifts: bool = opt(True, "refine per-image shifts")
     refine_rotation: bool = opt(True, "refine per-image rotations")
     refine_magnification: bool = opt(
-        False, "refine per-image magnifications (near-degenerate with a common defocus offset "
-        "for a 3-image series: enable with >= 4 defoci or a known magnification change)"
+        False,
+        "refine per-image magnifications (near-degenerate with a common defocus offset "
+        "for a 3-image series: enable with >= 4 defoci or a known magnification change)",
     )
     refine_defocus: bool = opt(True, "refine per-image defocus offsets")
     defocus_scale: str = opt(
-        "pinned", "global defocus scale: pinned to nominal, or free (degenerate with phase scale)",
+        "pinned",
+        "global defocus scale: pinned to nominal, or free (degenerate with phase scale)",
         choices=("pinned", "free"),
     )
     refine_theta_c: bool = opt(False, "refine the illumination semi-angle")
     refine_astigmatism: bool = opt(False, "refine two-fold astigmatism (common to all images)")
     start: str = opt("tie", "initial phase", choices=("tie", "zero"))
-    optimizer: str = opt("lbfgs", "optimizer (Adam is also the fallback)", choices=("lbfgs", "adam"))
+    optimizer: str = opt(
+        "lbfgs", "optimizer (Adam is also the fallback)", choices=("lbfgs", "adam")
+    )
     max_iter: int = opt(200, "maximum optimizer iterations", minimum=1)
     tol: float = opt(
-        1e-4, "stop when the relative objective decrease over 10 iterations is below this",
+        1e-4,
+        "stop when the relative objective decrease over 10 iterations is below this",
         exclusive_minimum=0,
     )
     adam_lr: float = opt(0.02, "Adam learning rate", exclusive_minimum=0)
     uncertainty: str = opt(
-        "bootstrap", "per-pixel uncertainty: parametric Poisson bootstrap, or none",
+        "bootstrap",
+        "per-pixel uncertainty: parametric Poisson bootstrap, or none",
         choices=("bootstrap", "none"),
     )
     n_bootstrap: int = opt(4, "bootstrap replicates", minimum=2)
@@ -225,6 +247,8 @@ class IngestOptions:
         None, "film thickness (for B in T)", units="nm", exclusive_minimum=0
     )
     dose: float | None = opt(
-        None, "mean counts per pixel if the images are electron counts (null: unknown)",
-        units="e/px", minimum=0,
+        None,
+        "mean counts per pixel if the images are electron counts (null: unknown)",
+        units="e/px",
+        minimum=0,
     )

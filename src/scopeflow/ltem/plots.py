@@ -96,8 +96,12 @@ def figures(inputs: list[xr.Dataset], opts: FiguresOptions, outdir: Path) -> lis
     if "true_bx_tnm" in ds:
         fields.append(("truth", ds["true_bx_tnm"].values, ds["true_by_tnm"].values))
     b_max = max(float(np.hypot(bx, by).max()) for _, bx, by in fields)
-    fig, axes = plt.subplots(1, len(fields) + 1, figsize=(3.4 * len(fields) + 1.6, 3.4),
-                             gridspec_kw={"width_ratios": [1] * len(fields) + [0.45]})
+    fig, axes = plt.subplots(
+        1,
+        len(fields) + 1,
+        figsize=(3.4 * len(fields) + 1.6, 3.4),
+        gridspec_kw={"width_ratios": [1] * len(fields) + [0.45]},
+    )
     for ax, (title, bx, by) in zip(axes[:-1], fields, strict=True):
         ax.imshow(colour_wheel(bx, by, b_max), extent=ext)
         ax.set_title(f"B t {title} (max {b_max:.0f} T nm)", fontsize=9)

@@ -73,8 +73,10 @@ def check_series(ds: xr.Dataset, where: str = "ltem.series") -> None:
 def _finite(arr: np.ndarray, name: str) -> np.ndarray:
     bad = ~np.isfinite(arr)
     if bad.any():
-        raise ValueError(f"ltem.series: {name} has {int(bad.sum())} NaN/inf values "
-                         f"(first at {np.argwhere(bad)[0].tolist()})")
+        raise ValueError(
+            f"ltem.series: {name} has {int(bad.sum())} NaN/inf values "
+            f"(first at {np.argwhere(bad)[0].tolist()})"
+        )
     return arr
 
 
@@ -95,8 +97,15 @@ def _microscope(ds: xr.Dataset, opts: ReconstructOptions) -> dict:
     }
 
 
-def run_ad(series: list[Series], micro: dict, ad: AdOptions, start: list[np.ndarray],
-           device: torch.device, likelihood: str, progress: bool = True):
+def run_ad(
+    series: list[Series],
+    micro: dict,
+    ad: AdOptions,
+    start: list[np.ndarray],
+    device: torch.device,
+    likelihood: str,
+    progress: bool = True,
+):
     """Build the forward model, start from ``start`` phases and optimise.
 
     Parameters
@@ -120,9 +129,15 @@ def run_ad(series: list[Series], micro: dict, ad: AdOptions, start: list[np.ndar
     """
     refine = {"phase"} | {k for k, flag in _REFINE.items() if getattr(ad, flag)}
     model = ForwardModel(
-        series, micro["pixel_size"], micro["wavelength"], cs_nm=micro["cs_nm"],
-        theta_c=micro["theta_c"], defocus_spread_nm=micro["defocus_spread_nm"],
-        refine=refine, defocus_scale=ad.defocus_scale, device=device,
+        series,
+        micro["pixel_size"],
+        micro["wavelength"],
+        cs_nm=micro["cs_nm"],
+        theta_c=micro["theta_c"],
+        defocus_spread_nm=micro["defocus_spread_nm"],
+        refine=refine,
+        defocus_scale=ad.defocus_scale,
+        device=device,
     )
     if ad.start == "tie":
         if len(start) == 2:
@@ -134,15 +149,24 @@ def run_ad(series: list[Series], micro: dict, ad: AdOptions, start: list[np.ndar
     # the data's Fisher information on the phase grows as df^2 (TIE regime): scale lambda alike
     df2 = float(np.mean(np.concatenate([np.asarray(s.defocus) ** 2 for s in series])))
     objective = Objective(
-        model, likelihood, ad.tv_weight * df2 / TV_REFERENCE_DEFOCUS_NM**2, ad.tv_epsilon_rad,
+        model,
+        likelihood,
+        ad.tv_weight * df2 / TV_REFERENCE_DEFOCUS_NM**2,
+        ad.tv_epsilon_rad,
         ad.amplitude_tv_factor,
         ad.regularization == "tv",
     )
     if ad.tv_weight_rule == "discrepancy" and ad.regularization == "tv":
         info = discrepancy_search(objective, max_iter=ad.max_iter, tol=ad.tol, progress=progress)
     else:
-        info = optimize(objective, max_iter=ad.max_iter, tol=ad.tol, method=ad.optimizer,
-                        adam_lr=ad.adam_lr, progress=progress)
+        info = optimize(
+            objective,
+            max_iter=ad.max_iter,
+            tol=ad.tol,
+            method=ad.optimizer,
+            adam_lr=ad.adam_lr,
+            progress=progress,
+        )
         info["tv_weight"] = objective.tv_weight
         info["chi2_per_pixel"] = objective.chi2_per_pixel(model.params)
     return model, objective, info
@@ -170,7 +194,9 @@ def _ad_variables(model: ForwardModel, series_names: list[str]) -> dict:
             gain = torch.exp(p["gain" + sfx] * SCALES["gain"])
             out["defocus_nm_ad" + sfx] = ("defocus", df.cpu().numpy(), {"units": "nm"})
             out["defocus_offset_nm" + sfx] = (
-                "defocus", (df - model.nominal[i]).cpu().numpy(), {"units": "nm"}
+                "defocus",
+                (df - model.nominal[i]).cpu().numpy(),
+                {"units": "nm"},
             )
             out["shift_px" + sfx] = (("defocus", "axis"), shift.cpu().numpy(), {"units": "px"})
             out["rotation_deg" + sfx] = ("defocus", rot.cpu().numpy(), {"units": "deg"})
@@ -193,8 +219,15 @@ def reconstruct(inputs: list[xr.Dataset], opts: ReconstructOptions) -> xr.Datase
     images = [_finite(np.asarray(ds[n].values, dtype=np.float32), n) for n in names]
     t = opts.tie
     tie = [
-        tie_phase(im, defocus, micro["pixel_size"], micro["wavelength"], floor=t.floor,
-                  mirror_pad=t.mirror_pad, qc=t.tikhonov_qc_per_nm)
+        tie_phase(
+            im,
+            defocus,
+            micro["pixel_size"],
+            micro["wavelength"],
+            floor=t.floor,
+            mirror_pad=t.mirror_pad,
+            qc=t.tikhonov_qc_per_nm,
+        )
         for im in images
     ]
     rc = ("row", "col")
@@ -212,8 +245,10 @@ def reconstruct(inputs: list[xr.Dataset], opts: ReconstructOptions) -> xr.Datase
         ]
         likelihood = _likelihood(ds, opts.ad)
         if likelihood == "poisson" and any(float(im.min()) < 0 for im in images):
-            raise ValueError("ltem.series: negative counts cannot be Poisson data; "
-                             "set reconstruct.ad.likelihood='gaussian'")
+            raise ValueError(
+                "ltem.series: negative counts cannot be Poisson data; "
+                "set reconstruct.ad.likelihood='gaussian'"
+            )
         t0, c0 = time.perf_counter(), time.process_time()
         model, objective, info = run_ad(series, micro, opts.ad, tie, device, likelihood)
         info["seconds"] = time.perf_counter() - t0
@@ -221,8 +256,13 @@ def reconstruct(inputs: list[xr.Dataset], opts: ReconstructOptions) -> xr.Datase
         data_vars.update(_ad_variables(model, ["", "_flip"][: len(series)]))
         unc = "none"
         if opts.ad.uncertainty == "bootstrap":
-            sig = bootstrap(model, objective, n=opts.ad.n_bootstrap,
-                            max_iter=opts.ad.bootstrap_max_iter, tol=opts.ad.tol)
+            sig = bootstrap(
+                model,
+                objective,
+                n=opts.ad.n_bootstrap,
+                max_iter=opts.ad.bootstrap_max_iter,
+                tol=opts.ad.tol,
+            )
             for name, arr in sig.items():
                 data_vars[name] = (rc, arr, {"units": "T nm" if "tnm" in name else "rad"})
             unc = f"parametric {likelihood} bootstrap, {opts.ad.n_bootstrap} warm-started refits"

@@ -246,8 +246,10 @@ def simulate_images(
     mag = torch.as_tensor(mis["magnification"], dtype=dt)
     maps = torch.stack((torch.as_tensor(phase), torch.as_tensor(np.log(amplitude))))
     maps = affine_warp(
-        maps[None].expand(n_img, 2, *phase.shape).contiguous(), None,
-        torch.as_tensor(mis["rotation"], dtype=dt), mag,
+        maps[None].expand(n_img, 2, *phase.shape).contiguous(),
+        None,
+        torch.as_tensor(mis["rotation"], dtype=dt),
+        mag,
     )
     qy, qx = freq_grid(phase.shape, pixel_size, dtype=dt)
     ramp = fourier_shift_kernel(
@@ -261,9 +263,16 @@ def simulate_images(
         img = torch.zeros(phase.shape, dtype=dt)
         for node, w in zip(nodes, weights, strict=True):
             t = transfer_function(
-                qy, qx, lam, (df + opts.defocus_spread_nm * node) * float(mag[k]) ** 2,
-                opts.cs_mm * 1e6, opts.theta_c_rad, 0.0, opts.astig_nm,
-                np.deg2rad(opts.astig_angle_deg), dtype=torch.complex128,
+                qy,
+                qx,
+                lam,
+                (df + opts.defocus_spread_nm * node) * float(mag[k]) ** 2,
+                opts.cs_mm * 1e6,
+                opts.theta_c_rad,
+                0.0,
+                opts.astig_nm,
+                np.deg2rad(opts.astig_angle_deg),
+                dtype=torch.complex128,
             )
             img += w * coherent_image(wave_ft, t * ramp[k])
         images.append(img)

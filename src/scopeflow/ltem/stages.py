@@ -32,23 +32,43 @@ __all__ = ["STAGES"]
 
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
-        simulate_series, SimulateOptions, (), "store", "ltem.series",
+        simulate_series,
+        SimulateOptions,
+        (),
+        "store",
+        "ltem.series",
         "simulate a Lorentz-TEM through-focus series of a magnetic texture, with ground truth",
     ),
     "ingest": Stage(
-        ingest, IngestOptions, (), "store", "ltem.series",
+        ingest,
+        IngestOptions,
+        (),
+        "store",
+        "ltem.series",
         "read a through-focus series from TIFF/DM3/DM4/EMD with its calibrations",
     ),
     "reconstruct": Stage(
-        reconstruct, ReconstructOptions, ("ltem.series",), "store", "ltem.phase",
+        reconstruct,
+        ReconstructOptions,
+        ("ltem.series",),
+        "store",
+        "ltem.phase",
         "TIE baseline and AD phase retrieval with joint microscope-parameter refinement",
     ),
     "analyze": Stage(
-        analyze, AnalyzeOptions, ("ltem.phase",), "store", "ltem.analysis",
+        analyze,
+        AnalyzeOptions,
+        ("ltem.phase",),
+        "store",
+        "ltem.analysis",
         "induction maps and metrics against ground truth",
     ),
     "figures": Stage(
-        figures, FiguresOptions, ("ltem.analysis",), "figures", "ltem.figures",
+        figures,
+        FiguresOptions,
+        ("ltem.analysis",),
+        "figures",
+        "ltem.figures",
         "phase, colour-wheel induction and AD/TIE/truth comparison figures",
     ),
 }

@@ -80,9 +80,7 @@ def neel_skyrmion(shape, pixel_size, *, radius_nm, wall_width_nm, chirality=1, *
     return mx, my, mz, np.ones(shape)
 
 
-def vortex_disc(
-    shape, pixel_size, *, disc_radius_nm, core_radius_nm, chirality=1, polarity=1, **_
-):
+def vortex_disc(shape, pixel_size, *, disc_radius_nm, core_radius_nm, chirality=1, polarity=1, **_):
     """Patterned magnetic disc in the vortex state, surrounded by vacuum.
 
     Parameters

@@ -61,7 +61,8 @@ def bootstrap(
                 data = [torch.poisson(mu, generator=gen) for mu in mus]
             else:
                 data = [
-                    mu + torch.sqrt(s2)[:, None, None]
+                    mu
+                    + torch.sqrt(s2)[:, None, None]
                     * torch.randn(mu.shape, generator=gen, device=mu.device)
                     for mu, s2 in zip(mus, objective.sigma2, strict=True)
                 ]

@@ -58,9 +58,7 @@ def apply_transfer(wave: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return torch.fft.ifft2(torch.fft.fft2(wave) * kernel)
 
 
-def propagate(
-    wave: torch.Tensor, pixel_size: float, wavelength: float, distance
-) -> torch.Tensor:
+def propagate(wave: torch.Tensor, pixel_size: float, wavelength: float, distance) -> torch.Tensor:
     """Propagate a (periodic) wave field by ``distance`` with the Fresnel kernel.
 
     Parameters

@@ -127,4 +127,3 @@ def fourier_shift_kernel(qy: torch.Tensor, qx: torch.Tensor, shift: torch.Tensor
     """
     arg = -2 * torch.pi * (qy * shift[:, 0, None, None] + qx * shift[:, 1, None, None])
     return torch.polar(torch.ones_like(arg), arg)
-
