@@ -14,6 +14,9 @@
   Strain is even in P: P and -P are indistinguishable. Without a ±E pair the sign is set to +G by
   convention (``polarization_sign`` = 0, "unknown"); with a pair the sign is where the strain
   grows under +E (piezoresponse ∂ε/∂E = 2 Q P ∂P/∂E has the sign of P·E).
+- With ground truth, ``AnalyzeOptions.ptylab`` and PtyLab installed, PtyLab reconstructs the
+  same stack with the true pupil for the same iteration budget
+  (:mod:`scopeflow.fpxm.ptylab_baseline`), scored like ours: ``ptylab.*`` metrics.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from skimage.restoration import unwrap_phase
 
 from scopeflow.fpxm import lgd
 from scopeflow.fpxm.options import AnalyzeOptions
+from scopeflow.fpxm.ptylab_baseline import ptylab_available, ptylab_reconstruct
 
 __all__ = ["analyze", "phase_gradient", "field_metrics", "zernike_rmse"]
 
@@ -182,7 +186,26 @@ def analyze(inputs: list, opts: AnalyzeOptions) -> xr.Dataset:
         }
     )
     ds.attrs["metrics"] = _metrics(stack, fld, ds, field, box, g_mag)
+    if opts.ptylab and "recon.nrmse" in ds.attrs["metrics"] and ptylab_available():
+        ds.attrs["metrics"].update(_ptylab_metrics(stack, fld))
     return ds
+
+
+def _ptylab_metrics(stack, fld) -> dict:
+    """PtyLab with the true pupil on the same stack and iteration budget, scored as ours."""
+    gt = stack.attrs.get("ground_truth", {})
+    if "zernike_noll" not in gt:
+        return {}
+    res = ptylab_reconstruct(stack, max(1, int(fld.attrs.get("iterations", 100))))
+    truth = stack["true_field_re"].values[0] + 1j * stack["true_field_im"].values[0]
+    t_amp = np.abs(truth)
+    fm = field_metrics(res["field"], truth, t_amp > 0.5 * np.percentile(t_amp, 90))
+    return {
+        "ptylab.nrmse": fm["nrmse"],
+        "ptylab.phase_rmse_rad": fm["phase_rmse_rad"],
+        "ptylab.seconds": res["seconds"],
+        "ptylab.iterations": res["iterations"],
+    }
 
 
 def _referenced_phase(field, bright, box):

@@ -148,6 +148,11 @@ class AnalyzeOptions:
         10.0, "erosion of the bright region for interiors (real data)", units="px", minimum=0
     )
     temperature_c: float | None = opt(None, "temperature (null: from the stack)", units="degC")
+    ptylab: bool = opt(
+        True,
+        "with ground truth and PtyLab installed: run PtyLab (known pupil) on the same data for "
+        "the same iteration budget and add ptylab.* metrics",
+    )
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ def _lbfgs(params, closure, steps: int, history: int) -> None:
         params,
         lr=1.0,
         max_iter=steps,
+        max_eval=steps,  # the budget counts model evaluations: a hard limit
         history_size=history,
         line_search_fn="strong_wolfe",
         tolerance_grad=0.0,
