@@ -7,7 +7,7 @@ import torch
 from scopeflow.ltem.ad import Objective, optimize
 from scopeflow.ltem.model import ForwardModel, Series
 from scopeflow.ltem.options import AdOptions, ReconstructOptions, SimulateOptions
-from scopeflow.ltem.reconstruct import reconstruct
+from scopeflow.ltem.reconstruct import in_focus_log_amplitude, reconstruct
 from scopeflow.ltem.simulate import simulate_series
 from scopeflow.ltem.tie import tie_phase
 from scopeflow.optics.metrics import rel_l2_meanfree
@@ -60,8 +60,10 @@ def test_objective_gradient_matches_finite_differences():
         analytic = float((m.params[k].grad * d).sum())
         # astigmatism barely changes 32^2 x 20 nm images (pi lambda A1 q^2 ~ 1e-3 rad): a larger
         # step keeps its J difference above the float32 rounding of the images
-        # and the few-parameter groups get 0.1 (their J change per unit is ~1e-4)
-        h = {"astig": 0.3, "phase": 1e-2, "log_amp": 1e-2}.get(k, 0.1)
+        # and the few-parameter groups get 0.1 (their J change per unit is ~1e-4); the defocus
+        # offsets (J change ~2e-5 per unit) need 0.3 too: at 0.1 the float32 rounding noise of
+        # J is ~5 % of the difference, at 0.3 central differences agree with autograd to ~1 %
+        h = {"astig": 0.3, "defocus": 0.3, "phase": 1e-2, "log_amp": 1e-2}.get(k, 0.1)
         with torch.no_grad():
             m.params[k].add_(h * d)
             fp = float(obj(m.params))
@@ -145,3 +147,53 @@ def test_cuda_matches_cpu():
     a = reconstruct([ds], ReconstructOptions(device="cpu", **kw))["phase_ad"].values
     b = reconstruct([ds], ReconstructOptions(device="cuda", **kw))["phase_ad"].values
     assert rel_l2_meanfree(b, a) < 1e-2
+
+
+def test_in_focus_amplitude_start():
+    # A film with 20 % smooth thickness variation and absorption (inelastic mfp 150 nm):
+    # the noise-free in-focus image is |psi|^2 up to the weak residual phase contrast of Cs and
+    # the focal spread and the 0.5 px detector blur, so sqrt of it, smoothed by 2 px, matches
+    # the true (smooth, 60 nm correlated) log-amplitude to a few % of its rms.
+    sim = SimulateOptions(
+        size=64,
+        pixel_size_nm=10.0,
+        dose=None,
+        thickness_variation=0.2,
+        inelastic_mfp_nm=150.0,
+        defocus_nm=(-1e5, 0.0, 1e5),
+    )
+    ds = simulate_series([], sim)
+    s = Series(torch.as_tensor(ds["image"].values), ds["defocus"].values)
+    la = in_focus_log_amplitude(s, 2.0)
+    truth = np.log(ds["true_amplitude"].values)
+    assert abs(float(la.mean())) < 1e-6
+    assert rel_l2_meanfree(la, truth) < 0.15
+
+
+def test_reference_image_is_not_warped():
+    # Frame convention: rotations/magnifications act only on the non-reference images, so the
+    # reference prediction is bit-for-bit the unwarped one even with large warp parameters.
+    ds = simulate_series([], SimulateOptions(size=32, pixel_size_nm=20.0, dose=None))
+    plain = _model(ds, {"phase"})
+    warped = _model(ds, {"phase", "rotation", "logmag"})
+    for m in (plain, warped):
+        m.set_phase(ds["true_phase_m"].values)
+    with torch.no_grad():
+        warped.params["rotation"].copy_(torch.tensor([10.0, 0.0, -10.0]))
+        warped.params["logmag"].copy_(torch.tensor([20.0, 0.0, -20.0]))
+        a = plain.intensities(plain.params, 0)
+        b = warped.intensities(warped.params, 0)
+    ref = plain.series[0].reference
+    assert torch.equal(a[ref], b[ref])
+    assert not torch.allclose(a[0], b[0], atol=1e-4)
+
+
+def test_in_focus_amplitude_automatic_smoothing():
+    # Uniform true amplitude, 100 e/px: the automatic width aims at 0.5 % relative amplitude
+    # noise (Immerkaer noise estimate + white-noise smoothing gain); the in-focus phase contrast
+    # of Cs and the focal spread adds < 0.1 %, and the clipping at 1 px is inactive (2.8 px).
+    # Allow 0.3-0.8 % for the noise estimate and the std of a 64^2 field of correlated noise.
+    sim = SimulateOptions(size=64, pixel_size_nm=10.0, dose=100.0, defocus_nm=(-1e5, 0.0, 1e5))
+    ds = simulate_series([], sim)
+    s = Series(torch.as_tensor(ds["image"].values), ds["defocus"].values)
+    assert 0.003 < float(np.std(in_focus_log_amplitude(s, None))) < 0.008

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-__all__ = ["smoothed_tv", "Objective", "optimize", "discrepancy_search"]
+__all__ = ["smoothed_tv", "Objective", "optimize", "discrepancy_search", "noise_variance"]
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Objective:
         self.sigma2 = []
         self.set_data([s.images.to(model.device) for s in model.series])
         if likelihood == "gaussian":
-            self.sigma2 = [_noise_variance(y) for y in self.data]
+            self.sigma2 = [noise_variance(y) for y in self.data]
 
     def set_data(self, data: list[torch.Tensor]) -> None:
         """Replace the measured images (one (n, rows, cols) tensor per series)."""
@@ -135,7 +135,7 @@ class Objective:
         return chi2 / n
 
 
-def _noise_variance(y: torch.Tensor) -> torch.Tensor:
+def noise_variance(y: torch.Tensor) -> torch.Tensor:
     """Per-image white-noise variance (Immerkaer, CVIU 64, 300 (1996),
     doi:10.1006/cviu.1996.0060: mean |Laplacian-difference| of a 3x3 mask), floored at
     (1e-3 mean)^2 so that noise-free data keep a finite weight."""

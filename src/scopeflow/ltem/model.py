@@ -152,6 +152,8 @@ class ForwardModel:
         self.params["log_amp"] = torch.zeros(self.shape, **z)
         self.params["log_theta_c"] = torch.tensor(np.log(max(theta_c, 1e-12)), **z)
         self.params["astig"] = torch.tensor([astig_nm / 100.0, astig_angle], **z)
+        # a fixed zero astigmatism is passed as 0.0 so the transfer function skips its terms
+        self.astigmatic = "astig" in self.refine or astig_nm != 0
         self.counts, self.masks, self.nominal = [], [], []
         for i, s in enumerate(series):
             n = s.images.shape[0]
@@ -223,6 +225,11 @@ class ForwardModel:
         with torch.no_grad():
             self.params[name].copy_(torch.as_tensor(phase, dtype=torch.float32))
 
+    def set_log_amplitude(self, log_amp: np.ndarray) -> None:
+        """Set the log-amplitude map (e.g. from the in-focus image)."""
+        with torch.no_grad():
+            self.params["log_amp"].copy_(torch.as_tensor(log_amp, dtype=torch.float32))
+
     def phase(self, p, i):
         """Total phase seen by series ``i`` [rad] (``phi_e +- phi_m`` with a flip series)."""
         if self.flip:
@@ -253,11 +260,19 @@ class ForwardModel:
         shift, rot, mag = self.alignment(p, i)
         la, phi = self.log_amplitude(p), self.phase(p, i)
         if self.warps_specimen:
-            maps = torch.stack((phi, la))[None].expand(len(rot), 2, *self.shape)
-            maps = affine_warp(maps, None, rot, mag)
+            # the reference image is never warped (frame convention): warp only the others
+            ref = self.series[i].reference
+            others = [k for k in range(len(rot)) if k != ref]
+            base = torch.stack((phi, la))
+            warped = affine_warp(
+                base[None].expand(len(others), 2, *self.shape), None, rot[others], mag[others]
+            )
+            maps = torch.stack(
+                [base if k == ref else warped[others.index(k)] for k in range(len(rot))]
+            )
             la, phi = maps[:, 1], maps[:, 0]
         wave_ft = torch.fft.fft2(torch.polar(torch.exp(la), phi))
-        a1, az = self.astigmatism(p)
+        a1, az = self.astigmatism(p) if self.astigmatic else (0.0, 0.0)
         df = self.defocus(p, i) * mag**2
         t = transfer_function(
             self.qy,

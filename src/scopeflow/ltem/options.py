@@ -146,7 +146,25 @@ class AdOptions:
     amplitude_tv_factor: float = opt(
         4.0, "TV weight of the log-amplitude relative to the phase", minimum=0
     )
-    refine_amplitude: bool = opt(True, "refine the log-amplitude")
+    refine_amplitude: bool = opt(
+        False,
+        "refine the log-amplitude (else fixed at amplitude_start: refining it lets the "
+        "amplitude absorb the relative-shift signal and fit noise at small defocus)",
+    )
+    amplitude_start: str = opt(
+        "in_focus",
+        "amplitude start (and fixed value unless refined): sqrt of the smoothed reference "
+        "(smallest |defocus|) image, or uniform",
+        choices=("in_focus", "uniform"),
+    )
+    amplitude_smoothing_px: float | None = opt(
+        2.0,
+        "Gaussian sigma smoothing the reference image for amplitude_start='in_focus' "
+        "(null: from its measured noise, so that the amplitude's relative noise is 0.5 %; "
+        "at 10 e/px that smooths by ~9 px and was seen to let a shift run away)",
+        units="px",
+        minimum=0,
+    )
     refine_gain: bool = opt(True, "refine a gain per image")
     refine_background: bool = opt(
         False, "refine a background per image (degenerate with contrast/phase scale)"

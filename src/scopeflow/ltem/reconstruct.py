@@ -4,7 +4,10 @@ Input: an ``ltem.series`` store (``image (defocus, row, col)``, optional ``image
 Output (kind ``ltem.phase``), all on the input grid:
 
 - ``phase_tie`` [rad] (with a flip series also ``phase_tie_m``, ``phase_tie_e``);
-- ``phase_ad`` [rad] (total phase of the sample series), ``amplitude_ad`` [1], and with a flip
+- ``phase_ad`` [rad] (total phase of the sample series), ``amplitude_ad`` [1] (by default fixed
+  at the square root of the smoothed reference image, :func:`in_focus_log_amplitude`: a freely
+  refined amplitude absorbs the even-in-defocus signal that fixes the relative image shifts and
+  fits noise at small defocus; ``refine_amplitude`` refines it), and with a flip
   series ``phase_ad_m``, ``phase_ad_e``;
 - ``phase_ad_sigma`` [rad], ``bx_ad_sigma_tnm``, ``by_ad_sigma_tnm`` [T nm]: per-pixel standard
   deviations from a parametric Poisson (or Gaussian) bootstrap (:mod:`scopeflow.ltem.uncertainty`);
@@ -27,14 +30,14 @@ import numpy as np
 import torch
 import xarray as xr
 
-from scopeflow.ltem.ad import Objective, discrepancy_search, optimize
+from scopeflow.ltem.ad import Objective, discrepancy_search, noise_variance, optimize
 from scopeflow.ltem.model import SCALES, ForwardModel, Series, resolve_device
 from scopeflow.ltem.options import AdOptions, ReconstructOptions
 from scopeflow.ltem.tie import separate_flip, tie_phase
 from scopeflow.ltem.uncertainty import bootstrap
 from scopeflow.optics.wavelength import electron_wavelength
 
-__all__ = ["reconstruct", "run_ad", "check_series"]
+__all__ = ["reconstruct", "run_ad", "check_series", "in_focus_log_amplitude"]
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +149,8 @@ def run_ad(
             model.set_phase(pm, "phase_m")
         else:
             model.set_phase(start[0])
+    if ad.amplitude_start == "in_focus":
+        model.set_log_amplitude(in_focus_log_amplitude(series[0], ad.amplitude_smoothing_px))
     # the data's Fisher information on the phase grows as df^2 (TIE regime): scale lambda alike
     df2 = float(np.mean(np.concatenate([np.asarray(s.defocus) ** 2 for s in series])))
     objective = Objective(
@@ -170,6 +175,49 @@ def run_ad(
         info["tv_weight"] = objective.tv_weight
         info["chi2_per_pixel"] = objective.chi2_per_pixel(model.params)
     return model, objective, info
+
+
+#: Relative noise of the in-focus amplitude that the automatic smoothing aims at.
+AMPLITUDE_NOISE_TARGET = 0.005
+
+
+def in_focus_log_amplitude(
+    series: Series, sigma_px: float | None, floor: float = 0.1
+) -> np.ndarray:
+    """Log-amplitude from the reference (smallest ``|defocus|``) image: ``log(I_s / <I_s>) / 2``.
+
+    Near focus the image is ``|psi|^2`` blurred by the (small) residual phase contrast, so its
+    Gaussian-smoothed version (``sigma_px``, which trades noise for resolution) is a
+    data-driven amplitude; floored at ``floor`` times the mean. With ``sigma_px=None`` the
+    width follows from the image's white-noise level ``r`` (relative to its mean, Immerkaer's
+    estimate): a Gaussian of width ``s`` reduces white noise by ``2 sqrt(pi) s`` and the square
+    root halves it, so ``s = r / (4 sqrt(pi) t)`` gives the relative amplitude noise
+    ``t`` = :data:`AMPLITUDE_NOISE_TARGET` (2.8 px at 100 e/px, 8.9 px at 10 e/px), clipped to
+    [1, 16] px.
+
+    Parameters
+    ----------
+    series : Series
+    sigma_px : float [px] or None
+    floor : float
+
+    Returns
+    -------
+    (rows, cols) float32 ndarray, mean-free
+    """
+    from scipy.ndimage import gaussian_filter
+
+    ref = series.images[series.reference]
+    img = ref.detach().cpu().numpy().astype(np.float64)
+    if sigma_px is None:
+        rel = float(noise_variance(ref[None])[0]) ** 0.5 / max(img.mean(), 1e-30)
+        sigma_px = float(np.clip(rel / (4 * np.sqrt(np.pi) * AMPLITUDE_NOISE_TARGET), 1, 16))
+        log.info("in-focus amplitude: relative noise %.3g -> smoothing %.2f px", rel, sigma_px)
+    if sigma_px > 0:
+        img = gaussian_filter(img, sigma_px, mode="wrap")
+    img = np.maximum(img / img.mean(), floor)
+    la = 0.5 * np.log(img)
+    return (la - la.mean()).astype(np.float32)
 
 
 def _likelihood(ds: xr.Dataset, ad: AdOptions) -> str:

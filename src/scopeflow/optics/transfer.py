@@ -41,6 +41,11 @@ def _as_tensor(x, ref: torch.Tensor) -> torch.Tensor:
     return torch.as_tensor(x, dtype=ref.dtype, device=ref.device)
 
 
+def _is_zero(x) -> bool:
+    """True for a plain number equal to 0 (tensors, which may be refined, are never skipped)."""
+    return isinstance(x, (int, float)) and x == 0
+
+
 def _astig_terms(qy, qx, astig_angle):
     """``(qx^2 - qy^2) cos 2a + 2 qx qy sin 2a`` = ``q^2 cos 2(phi_q - a)``."""
     a2 = 2 * _as_tensor(astig_angle, qx)
@@ -79,9 +84,12 @@ def aberration_phase(
     chi : (..., rows, cols) torch.Tensor [rad]
     """
     q2 = qx**2 + qy**2
-    astig_q2, _ = _astig_terms(qy, qx, astig_angle)
     lam = float(wavelength)
-    return math.pi * lam * (defocus * q2 + astig * astig_q2) + 0.5 * math.pi * cs * lam**3 * q2**2
+    chi = math.pi * lam * defocus * q2 + 0.5 * math.pi * cs * lam**3 * q2**2
+    if _is_zero(astig):
+        return chi
+    astig_q2, _ = _astig_terms(qy, qx, astig_angle)
+    return chi + math.pi * lam * astig * astig_q2
 
 
 def coherence_envelope(
@@ -116,13 +124,16 @@ def coherence_envelope(
     """
     lam = float(wavelength)
     q2 = qx**2 + qy**2
-    a2 = 2 * _as_tensor(astig_angle, qx)
-    c, s = torch.cos(a2), torch.sin(a2)
     radial = defocus + cs * lam**2 * q2
-    # grad_q chi / (2 pi lambda)
-    gx = radial * qx + astig * (qx * c + qy * s)
-    gy = radial * qy + astig * (qx * s - qy * c)
-    grad2 = (2 * math.pi * lam) ** 2 * (gx**2 + gy**2)
+    if _is_zero(astig):  # |grad chi| / (2 pi lambda) = q |radial|: skip the astigmatic terms
+        grad2 = (2 * math.pi * lam) ** 2 * radial**2 * q2
+    else:
+        a2 = 2 * _as_tensor(astig_angle, qx)
+        c, s = torch.cos(a2), torch.sin(a2)
+        # grad_q chi / (2 pi lambda)
+        gx = radial * qx + astig * (qx * c + qy * s)
+        gy = radial * qy + astig * (qx * s - qy * c)
+        grad2 = (2 * math.pi * lam) ** 2 * (gx**2 + gy**2)
     spatial = (theta_c / (2 * lam)) ** 2 * grad2
     temporal = 0.5 * (math.pi * lam * defocus_spread) ** 2 * q2**2
     u = 1 + 2 * (math.pi * theta_c * defocus_spread) ** 2 * q2
