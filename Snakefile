@@ -20,6 +20,7 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "rules/common.smk"
 include: "rules/ltem.smk"
 include: "rules/fpxm.smk"
+include: "rules/defects.smk"
 
 
 rule all:

@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROFILE = ROOT / "workflow" / "profiles" / "slurm"
 LOCAL_PROFILE = ROOT / "workflow" / "profiles" / "local"
 WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "config", "envs")
-CONFIG = "config/tiny.yaml"
+CONFIG = "config/tiny_slurm.yaml"
 MAX_THREADS = 2
 RUN_TIMEOUT_S = 600
 # entries that measure the run, not the result: "ad.seconds", "cpu_seconds", "peak_rss_mb", ...

@@ -1,0 +1,164 @@
+"""Benchmark of the defects technique: accuracy vs truth, network vs classical baseline, speed.
+
+    python bench/defects.py [--quick] [--model STORE] [--train-threads 2]
+
+Simulates the acceptance movie (512^2 px, 40 frames, dose 20 counts at a W peak, 0.2 Å/px,
+0.5 px scan jitter, background 0.1, beam damage from frame 28), trains the network with the
+default options (unless ``--model`` gives a trained ``defects.model`` Zarr store), runs detect
+(network and baseline side by side), classify, track, kinetics and analyze, then measures
+detect + classify throughput on 1024^2 frames at 1 and 2 threads. Writes
+``bench/results/defects.json``. Timings are wall-clock on a machine shared with other jobs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import pathlib
+import resource
+import time
+
+import numpy as np
+import torch
+import xarray as xr
+
+from scopeflow.defects.options import (
+    AnalyzeOptions,
+    ClassifyOptions,
+    DetectOptions,
+    KineticsOptions,
+    SimulateOptions,
+    TrackOptions,
+    TrainOptions,
+)
+from scopeflow.defects.stages import STAGES
+
+OUT = pathlib.Path(__file__).parent / "results" / "defects.json"
+
+
+def _run(name, inputs, opts):
+    t0 = time.perf_counter()
+    out = STAGES[name].func(inputs, opts)
+    return out, time.perf_counter() - t0
+
+
+def throughput(model: xr.Dataset, threads: int, n_frames: int, size: int) -> dict:
+    """Detect (network) + classify frames/s on ``size``^2 frames."""
+    torch.set_num_threads(threads)
+    mv = STAGES["simulate"].func(
+        [], SimulateOptions(shape=(size, size), n_frames=n_frames, disorder_start=n_frames, seed=21)
+    )
+    det, t_det = _run(
+        "detect", [mv, model], DetectOptions(method="nn", chunk_frames=n_frames, batch_frames=4)
+    )
+    cls, t_cls = _run("classify", [det, mv], ClassifyOptions(source="nn"))
+    t_fit = float(cls.attrs["gmm_seconds"])
+    return {
+        "threads": threads,
+        "frame_size": size,
+        "frames": n_frames,
+        "detect_seconds": t_det,
+        "classify_seconds": t_cls,
+        "classify_gmm_fit_seconds": t_fit,
+        "frames_per_second": n_frames / (t_det + t_cls),
+        "frames_per_second_excluding_one_off_gmm_fit": n_frames / (t_det + t_cls - t_fit),
+        "detect_frames_per_second": n_frames / t_det,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="small movie, short training")
+    ap.add_argument("--model", help="reuse a trained defects.model Zarr store")
+    ap.add_argument("--train-threads", type=int, default=2)
+    ap.add_argument("--save-model", help="write the trained model store here")
+    args = ap.parse_args()
+    res: dict = {
+        "load_average_start": os.getloadavg(),
+        "cpu_count": os.cpu_count(),
+        "note": "wall-clock timings on a 2-core machine shared with other agents",
+    }
+    sim = SimulateOptions(seed=0)
+    train = TrainOptions()
+    if args.quick:
+        sim = dataclasses.replace(sim, shape=(256, 256), n_frames=12, disorder_start=8)
+        train = dataclasses.replace(train, steps=200, pool_frames=16)
+    movie, t = _run("simulate", [], sim)
+    res["simulate"] = {"options": dataclasses.asdict(sim), "seconds": t}
+    if args.model:
+        model = xr.open_zarr(args.model, consolidated=False).load()
+        res["train"] = {
+            "reused_store": args.model,
+            **{k: model.attrs.get(k) for k in ("train_seconds", "n_parameters")},
+        }
+    else:
+        torch.set_num_threads(args.train_threads)
+        model, t = _run("train", [movie], train)
+        res["train"] = {
+            "options": dataclasses.asdict(train),
+            "seconds": t,
+            "threads": args.train_threads,
+            "n_parameters": model.attrs["n_parameters"],
+            "final_loss": float(model["loss"].values[-50:].mean()),
+        }
+        if args.save_model:
+            model.to_zarr(args.save_model, mode="w", zarr_format=3, consolidated=False)
+    torch.set_num_threads(1)
+    det, t_det = _run("detect", [movie, model], DetectOptions())
+    cls, t_cls = _run("classify", [det, movie], ClassifyOptions())
+    trk, t_trk = _run("track", [cls], TrackOptions())
+    kin, t_kin = _run("kinetics", [trk], KineticsOptions())
+    ana, _ = _run("analyze", [movie, det, cls, trk, kin], AnalyzeOptions())
+    res["seconds"] = {
+        "detect_both_1thread": t_det,
+        "classify": t_cls,
+        "track": t_trk,
+        "kinetics": t_kin,
+    }
+    res["metrics"] = ana.attrs["metrics"]
+    res["ground_truth"] = movie.attrs["ground_truth"]
+    res["transition"] = {
+        k: np.asarray(kin[k].values).round(4).tolist()
+        for k in (
+            "transition_uncorrected",
+            "transition_uncorrected_lo",
+            "transition_uncorrected_hi",
+            "transition_corrected",
+            "transition_corrected_lo",
+            "transition_corrected_hi",
+            "transition_counts",
+        )
+    }
+    res["confusion"] = np.asarray(cls["confusion"].values).tolist() if "confusion" in cls else None
+    res["diffusion"] = kin.attrs["diffusion"]
+    size, nf = (512, 4) if args.quick else (1024, 16)
+    res["throughput"] = [throughput(model, th, nf, size) for th in (1, 2)]
+    res["peak_rss_MiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res["load_average_end"] = os.getloadavg()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    path = OUT.with_name("defects_quick.json") if args.quick else OUT
+    path.write_text(json.dumps(res, indent=1, default=float))
+    m = res["metrics"]
+    for key in sorted(m):
+        if key.startswith(
+            (
+                "detect.nn.f1",
+                "detect.baseline.f1",
+                "detect.nn.late.f1",
+                "detect.baseline.late.f1",
+                "track.purity",
+                "kinetics.D_rel",
+                "kinetics.transition_abs",
+                "kinetics.transition_within",
+            )
+        ):
+            print(f"{key:55s} {m[key]:.4f}")
+    for r in res["throughput"]:
+        print("throughput", r)
+    print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""U-Net building blocks.
+
+U-Net: Ronneberger, Fischer, Brox, MICCAI 2015, doi:10.1007/978-3-319-24574-4_28.
+
+A small encoder-decoder with skip connections: each level is two 3x3 convolutions with batch
+normalisation and ReLU; max-pooling down, bilinear up-sampling (cheaper than transposed
+convolutions) and concatenation of the skip features; a 1x1 convolution gives the class logits.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["conv_block", "UNet", "n_parameters", "fold_batchnorm"]
+
+
+def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+    """Two (3x3 conv, batch norm, ReLU) layers, padding keeps the size."""
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(c_out, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """Fully convolutional U-Net.
+
+    Parameters
+    ----------
+    in_channels, n_classes : int
+        Input channels and output classes.
+    width : int
+        Channels of the first level; level ``k`` has ``width * 2**k``.
+    depth : int
+        Number of down-sampling steps.
+
+    Notes
+    -----
+    Input ``(batch, in_channels, rows, cols)`` with rows and cols divisible by ``2**depth``;
+    output logits ``(batch, n_classes, rows, cols)``.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 12, depth: int = 3):
+        super().__init__()
+        chans = [width * 2**k for k in range(depth + 1)]
+        self.down = nn.ModuleList([conv_block(in_channels, chans[0])])
+        self.down.extend(conv_block(chans[k], chans[k + 1]) for k in range(depth))
+        self.up = nn.ModuleList(
+            conv_block(chans[k + 1] + chans[k], chans[k]) for k in reversed(range(depth))
+        )
+        self.head = nn.Conv2d(chans[0], n_classes, 1)
+        self.depth = depth
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for k, block in enumerate(self.down):
+            if k > 0:
+                x = nn.functional.max_pool2d(x, 2)
+            x = block(x)
+            skips.append(x)
+        skips.pop()
+        for block in self.up:
+            x = nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skips.pop()], dim=1))
+        return self.head(x)
+
+
+def n_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """Fold every (Conv2d, BatchNorm2d) pair of every ``nn.Sequential`` into one convolution.
+
+    Exact for a model in eval mode (``torch.nn.utils.fusion.fuse_conv_bn_eval``); the batch norm
+    is replaced by ``nn.Identity``. Modifies and returns ``model`` (set to eval mode).
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    model.eval()
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        for k in range(len(seq) - 1):
+            if isinstance(seq[k], nn.Conv2d) and isinstance(seq[k + 1], nn.BatchNorm2d):
+                seq[k] = fuse_conv_bn_eval(seq[k], seq[k + 1])
+                seq[k + 1] = nn.Identity()
+    return model

@@ -1,0 +1,66 @@
+"""Symmetry-pooled canonical crops and GMM classes on a synthetic lattice."""
+
+import numpy as np
+
+from scopeflow.defects.classify import build_objects, canonical_crops
+from scopeflow.defects.lattice import CONTRAST, MO, S2, V_S, V_S2, W, d_ws, lattice_vectors
+from scopeflow.defects.simulate import render_frame
+
+PS = 0.2
+A_PX = 3.18 / PS
+
+
+def _frame(angle, complexes):
+    """Noise-free frame; ``complexes`` maps a metal cell (i, j) to {S neighbour k: class}."""
+    vec = lattice_vectors(A_PX, angle)
+    ii, jj = np.meshgrid(np.arange(-20, 21), np.arange(-20, 21), indexing="ij")
+    ij = np.stack([ii.ravel(), jj.ravel()], 1)
+    centre = np.array([150.0, 150.0])
+    metal = centre + ij @ vec
+    sulf = centre + (ij + 1 / 3) @ vec
+    m_cls = np.full(len(ij), W)
+    s_cls = np.full(len(ij), S2)
+    lookup = {tuple(x): k for k, x in enumerate(ij)}
+    nb = [(0, 0), (-1, 0), (0, -1)]  # the three S cells of metal (i, j)
+    for (i, j), vac in complexes.items():
+        m_cls[lookup[(i, j)]] = MO
+        for k, c in vac.items():
+            s_cls[lookup[(i + nb[k][0], j + nb[k][1])]] = c
+    pos = np.concatenate([metal, sulf])
+    cls = np.concatenate([m_cls, s_cls])
+    amp = np.array([CONTRAST.get(int(c), 0.0) for c in cls])
+    img = render_frame(pos, amp, (300, 300), 0.45 / PS, np.zeros(300))
+    return img, vec, centre
+
+
+def test_canonical_crops_pool_symmetry_equivalents():
+    angle = np.deg2rad(11.0)
+    cells = [(-4, 0), (0, 4), (4, -4)]
+    img, vec, centre = _frame(angle, {cells[k]: {k: V_S} for k in range(3)})
+    centres = np.array([centre + np.array(c) @ vec for c in cells])
+    crops = canonical_crops(img, centres, np.ones(3, bool), angle, A_PX)
+    # the three complexes differ only by 120-degree rotations: canonical crops agree up to
+    # bilinear interpolation, which misses a sigma = 2.25 px peak by up to h^2 / (8 sigma^2)
+    # ~ 2.5 % at half-pixel offsets (W peak = 1)
+    assert np.abs(crops - crops[0]).max() < 0.03
+    # centre (Mo, 0.38) and first shell (S, 0.15): the same 2.5 % of their heights, < 0.01
+    assert np.abs(crops[:, :4] - crops[0, :4]).max() < 0.01
+    # a Mo without vacancy and a Mo with a double vacancy give different canonical crops
+    img2, _, _ = _frame(angle, {cells[0]: {}, cells[1]: {1: V_S2}, cells[2]: {0: V_S, 2: V_S}})
+    other = canonical_crops(img2, centres, np.ones(3, bool), angle, A_PX)
+    diffs = [np.abs(other[k] - crops[0]).max() for k in range(3)]
+    # each differs at a first-shell site by a single S column (0.074 of the W peak)
+    assert min(diffs) > 0.07
+
+
+def test_build_objects_absorbs_vacancies_next_to_mo():
+    table = {
+        "frame": np.array([0, 0, 0, 0]),
+        "row": np.array([10.0, 10.0, 50.0, 10.0]),
+        "col": np.array([10.0, 19.0, 50.0, 40.0]),
+        "class": np.array([MO, V_S, V_S, V_S], np.int8),
+    }
+    obj = build_objects(table, absorb_px=1.35 * d_ws(A_PX))
+    # the V_S 9 px (= d_WS) from the Mo joins it; the two far ones stay objects
+    assert len(obj["row"]) == 3
+    assert obj["n_members"][obj["class"] == MO][0] == 1
