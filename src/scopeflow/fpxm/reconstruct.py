@@ -41,25 +41,16 @@ from scopeflow.fpxm.forward import (
     window_origin,
 )
 from scopeflow.fpxm.options import ReconstructOptions
+from scopeflow.nn.device import select_device
 
 __all__ = [
     "fp_reconstruct",
     "reconstruct",
     "geometry_from_stack",
-    "select_device",
     "auto_band_threshold",
 ]
 
 log = logging.getLogger(__name__)
-
-
-def select_device(choice: str) -> torch.device:
-    """'auto' -> CUDA when available, else CPU; 'cuda' without a GPU is an error."""
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(choice)
 
 
 def geometry_from_stack(ds: xr.Dataset) -> FPGeometry:

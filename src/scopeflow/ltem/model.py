@@ -41,18 +41,9 @@ from scopeflow.optics.propagate import coherent_image
 from scopeflow.optics.transfer import transfer_function
 from scopeflow.optics.warp import affine_warp, fourier_shift_kernel
 
-__all__ = ["Series", "ForwardModel", "resolve_device"]
+__all__ = ["Series", "ForwardModel"]
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; ``"cuda"`` without a GPU is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device 'cuda' requested but torch sees no CUDA device")
-    return torch.device(name)
 
 
 @dataclass

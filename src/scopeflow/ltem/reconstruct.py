@@ -31,10 +31,11 @@ import torch
 import xarray as xr
 
 from scopeflow.ltem.ad import Objective, discrepancy_search, noise_variance, optimize
-from scopeflow.ltem.model import SCALES, ForwardModel, Series, resolve_device
+from scopeflow.ltem.model import SCALES, ForwardModel, Series
 from scopeflow.ltem.options import AdOptions, ReconstructOptions
 from scopeflow.ltem.tie import separate_flip, tie_phase
 from scopeflow.ltem.uncertainty import bootstrap
+from scopeflow.nn.device import select_device
 from scopeflow.optics.wavelength import electron_wavelength
 
 __all__ = ["reconstruct", "run_ad", "check_series", "in_focus_log_amplitude"]
@@ -286,7 +287,7 @@ def reconstruct(inputs: list[xr.Dataset], opts: ReconstructOptions) -> xr.Datase
         data_vars["phase_tie_e"] = (rc, te, {"units": "rad"})
     attrs = {k: v for k, v in ds.attrs.items() if k not in ("scopeflow", "provenance")}
     if opts.ad.enabled:
-        device = resolve_device(opts.device)
+        device = select_device(opts.device)
         series = [
             Series(torch.as_tensor(im), defocus, sign=1 if i == 0 else -1)
             for i, im in enumerate(images)
