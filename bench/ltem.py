@@ -3,7 +3,9 @@
 Acceptance cases of issue 3 (Bloch skyrmion, 256^2, 2.5 nm/px, 200 kV, Poisson noise, truth
 simulated on a 2x finer grid), each reconstructed by our TIE and the AD reconstruction (one
 torch thread, CPU), with accuracy vs truth, wall time and CPU time (``time.process_time``),
-peak memory (``resource.getrusage``). Writes ``bench/results/ltem.json``.
+peak memory (``resource.getrusage``). Misaligned cases also report the Cramer-Rao floor of the
+shifts with the phase known (``crb.*``, :func:`scopeflow.ltem.uncertainty.shift_crb`, from the
+noise-free series of the same seed). Writes ``bench/results/ltem.json``.
 
 Usage: ``python bench/ltem.py [--quick]`` (``--quick``: 128^2 x 5 nm, two cases).
 The machine may be shared: wall times are then longer than CPU times; both are reported.
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from scopeflow.ltem.analyze import analyze
@@ -25,6 +29,7 @@ from scopeflow.ltem.options import AdOptions, AnalyzeOptions, ReconstructOptions
 from scopeflow.ltem.reconstruct import reconstruct
 from scopeflow.ltem.simulate import simulate_series
 from scopeflow.ltem.tie import tie_phase
+from scopeflow.ltem.uncertainty import shift_crb
 from scopeflow.optics.metrics import rel_l2_meanfree, scale_factor
 from scopeflow.optics.wavelength import electron_wavelength
 
@@ -90,6 +95,17 @@ def run_case(name: str, sim: dict, grid: dict) -> dict:
             "accuracy_ratio.tie_over_ad": out["tie.phase_rel_l2"] / out["ad.phase_rel_l2"],
         }
     )
+    if name.endswith("_misaligned"):
+        # Cramer-Rao floor of the shifts (phase and all else known) from the noise-free series
+        clean = simulate_series([], SimulateOptions(**grid, **{**sim, "dose": None}))
+        mean = clean["image"].values * sim["dose"]
+        ref = int(abs(clean["defocus"].values).argmin())
+        crb = shift_crb(mean, ref)
+        out["crb.shift_sigma_max_px"] = float(crb.max())
+        out["crb.shift_sigma_rms_px"] = float(np.sqrt(np.mean(crb**2)))  # as the error rms
+        out["shift_error_over_crb.rms"] = (
+            out["ad.shift_error_rms_px"] / out["crb.shift_sigma_rms_px"]
+        )
     plz = _pylorentz_tie(ds)
     out["pylorentz.tie"] = plz if plz is not None else "skipped: PyLorentz not installed"
     base = name.removesuffix("_misaligned")
@@ -127,6 +143,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "machine": platform.platform(),
         "note": "shared 2-core machine under load from other jobs: wall > CPU time",
+        "load_average_1_5_15min_at_end": list(os.getloadavg()),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cases": results,
         "all_accepted": bool(

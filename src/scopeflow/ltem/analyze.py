@@ -154,6 +154,7 @@ def analyze(inputs: list[xr.Dataset], opts: AnalyzeOptions) -> xr.Dataset:
         "evaluations",
         "chi2_per_pixel",
         "tv_weight",
+        "phase_debias_factor",
         "convergence",
         "optimizer",
     ):

@@ -2,13 +2,15 @@
 
 Following Zhou et al., npj Comput. Mater. 7, 141 (2021), doi:10.1038/s41524-021-00600-x, the
 exit wave ``psi = A exp(i phi)`` is imaged through the transfer function of each defocus
-(:func:`scopeflow.optics.transfer.transfer_function`, quasi-coherent envelope) and compared
+(:mod:`scopeflow.optics.transfer`: ``T = E exp(-i chi)``, quasi-coherent envelope) and compared
 with the measured images; here the model also carries, per image ``k``,
 
     mu_k = c_k exp(g_k) W_k[ |F^-1{F{psi} T(df_k)}|^2 ] + c_k b_k,
 
 with ``c_k`` the measured mean count, a gain ``g_k``, a background ``b_k``, the warp ``W_k``
-(:func:`scopeflow.optics.warp.affine_warp`: shift, rotation, magnification) and
+(shift as a Fourier phase ramp, rotation by Fourier shears
+:func:`scopeflow.optics.warp.shear_rotate`, or :func:`~scopeflow.optics.warp.affine_warp` with
+magnification) and
 ``df_k = nominal_k + delta_k``, plus common theta_c and two-fold astigmatism.
 
 Degeneracies and how they are pinned (each one a direction the data cannot see):
@@ -38,8 +40,8 @@ import torch
 
 from scopeflow.optics.fourier import freq_grid
 from scopeflow.optics.propagate import coherent_image
-from scopeflow.optics.transfer import transfer_function
-from scopeflow.optics.warp import affine_warp, fourier_shift_kernel
+from scopeflow.optics.transfer import aberration_phase, coherence_envelope
+from scopeflow.optics.warp import affine_warp, shear_rotate
 
 __all__ = ["Series", "ForwardModel"]
 
@@ -255,9 +257,11 @@ class ForwardModel:
             ref = self.series[i].reference
             others = [k for k in range(len(rot)) if k != ref]
             base = torch.stack((phi, la))
-            warped = affine_warp(
-                base[None].expand(len(others), 2, *self.shape), None, rot[others], mag[others]
-            )
+            stack = base[None].expand(len(others), 2, *self.shape)
+            if "logmag" in self.refine:
+                warped = affine_warp(stack, None, rot[others], mag[others])
+            else:  # rotation only: exact and cheaper Fourier shears
+                warped = shear_rotate(stack, rot[others])
             maps = torch.stack(
                 [base if k == ref else warped[others.index(k)] for k in range(len(rot))]
             )
@@ -265,19 +269,17 @@ class ForwardModel:
         wave_ft = torch.fft.fft2(torch.polar(torch.exp(la), phi))
         a1, az = self.astigmatism(p) if self.astigmatic else (0.0, 0.0)
         df = self.defocus(p, i) * mag**2
-        t = transfer_function(
-            self.qy,
-            self.qx,
-            self.wavelength,
-            df[:, None, None],
-            self.cs,
-            self.theta_c(p),
-            self.spread,
-            a1,
-            az,
+        dfk = df[:, None, None]
+        chi = aberration_phase(self.qy, self.qx, self.wavelength, dfk, self.cs, a1, az)
+        env = coherence_envelope(
+            self.qy, self.qx, self.wavelength, dfk, self.cs, self.theta_c(p), self.spread, a1, az
         )
         if "shift" in self.refine or bool(torch.any(shift != 0)):
-            t = t * fourier_shift_kernel(self.qy_px, self.qx_px, shift)
+            # exp(-2 pi i q.s) of the shift fused into the transfer function's phase
+            chi = chi + 2 * torch.pi * (
+                self.qy_px * shift[:, 0, None, None] + self.qx_px * shift[:, 1, None, None]
+            )
+        t = torch.polar(env, -chi)
         return coherent_image(wave_ft, t)
 
     def predict(self, p, i):

@@ -129,8 +129,20 @@ class AdOptions:
     tv_weight: float = opt(
         3.75,
         "smoothed-TV weight per pixel (NLL units) at an rms defocus of 1 mm; "
-        "scaled by <df^2> / (1 mm)^2",
+        "scaled by (rms defocus / 1 mm)^tv_defocus_power",
         minimum=0,
+    )
+    tv_defocus_power: float = opt(
+        2.0,
+        "exponent of the defocus scaling of the TV weight (2: proportional to the data's "
+        "low-frequency, TIE-regime information; 0: the same weight at every defocus)",
+        minimum=0,
+        maximum=2,
+    )
+    debias_scale: bool = opt(
+        True,
+        "after the regularised fit, refit one global factor of the phase by maximum "
+        "likelihood (undoes the TV shrinkage of the phase contrast)",
     )
     tv_weight_rule: str = opt(
         "fixed",

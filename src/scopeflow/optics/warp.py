@@ -15,6 +15,8 @@ Images are treated as periodic (the wrap-around of FFT-based optics); interpolat
 in every transform parameter. Interpolation of content near the Nyquist frequency is not
 shift-exact (a cubic kernel's phase response lags), so sharp images should be shifted with
 :func:`fourier_shift_kernel` (exact for periodic band-limited data) and only smooth maps warped.
+:func:`shear_rotate` rotates by three Fourier shears instead (no interpolation kernel, and
+several times cheaper than the bicubic warp in the backward pass).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["affine_warp", "warp_coordinates", "fourier_shift_kernel"]
+__all__ = ["affine_warp", "warp_coordinates", "fourier_shift_kernel", "shear_rotate"]
 
 _PAD = 2  # circular padding (pixels) that a bicubic kernel needs around a wrapped coordinate
 
@@ -127,3 +129,58 @@ def fourier_shift_kernel(qy: torch.Tensor, qx: torch.Tensor, shift: torch.Tensor
     """
     arg = -2 * torch.pi * (qy * shift[:, 0, None, None] + qx * shift[:, 1, None, None])
     return torch.polar(torch.ones_like(arg), arg)
+
+
+def _shear(stack: torch.Tensor, amount: torch.Tensor, axis: int) -> torch.Tensor:
+    """Shift every line along ``axis`` (-1: columns, -2: rows) by ``amount`` times its centred
+    coordinate on the other axis, with a Fourier phase ramp (periodic, band-limited)."""
+    n = stack.shape[axis]
+    other = stack.shape[-1 if axis == -2 else -2]
+    dt = stack.dtype
+    q = torch.fft.rfftfreq(n, device=stack.device, dtype=dt)
+    coord = torch.arange(other, device=stack.device, dtype=dt) - (other - 1) / 2
+    # phase (n, other, n_q): the line at coordinate c moves by amount * c
+    arg = -2 * torch.pi * amount[:, None, None] * coord[None, :, None] * q[None, None, :]
+    ramp = torch.polar(torch.ones_like(arg), arg)[:, None]  # broadcast over channels
+    if axis == -2:
+        spec = torch.fft.rfft(stack, dim=-2)  # (n, c, n_q, cols)
+        return torch.fft.irfft(spec * ramp.transpose(-1, -2), n=n, dim=-2)
+    spec = torch.fft.rfft(stack, dim=-1)  # (n, c, rows, n_q)
+    return torch.fft.irfft(spec * ramp, n=n, dim=-1)
+
+
+def shear_rotate(images: torch.Tensor, rotation_deg: torch.Tensor) -> torch.Tensor:
+    """Rotate periodic real images about their centre by three Fourier shears.
+
+    ``R(a) = S_x(-tan(a/2)) S_y(sin a) S_x(-tan(a/2))`` (Paeth's decomposition), each shear a
+    1-D Fourier shift of every line (Larkin, Oldfield & Klemm, Opt. Commun. 139, 99 (1997),
+    doi:10.1016/S0030-4018(97)00097-7): exact for band-limited content away from the periodic
+    boundary, differentiable in the images and the angles. Same convention as
+    :func:`affine_warp` (a positive angle turns +col toward +row). Meant for small angles
+    (|a| << 45 deg), where the intermediate shears stay small.
+
+    Parameters
+    ----------
+    images : (n, rows, cols) or (n, channels, rows, cols) torch.Tensor, real
+        ``n`` may be 1 for one stack rotated by every angle (broadcast, no copies).
+    rotation_deg : (n,) torch.Tensor [deg]
+
+    Returns
+    -------
+    torch.Tensor, ``images``' shape with ``n`` the number of angles
+    """
+    if images.ndim not in (3, 4) or images.shape[0] not in (1, len(rotation_deg)):
+        raise ValueError(
+            f"shear_rotate expects (n, rows, cols) or (n, c, rows, cols) with n = 1 or "
+            f"{len(rotation_deg)} angles, got {tuple(images.shape)}"
+        )
+    squeeze = images.ndim == 3
+    stack = images[:, None] if squeeze else images
+    a = torch.deg2rad(rotation_deg.to(stack.dtype))
+    # output(r) = input(R^-1 r): apply the shears of R one after the other as image warps;
+    # an x-shear x' = x + t y moves each row by t (y - cy) along the columns
+    t = -torch.tan(a / 2)
+    out = _shear(stack, t, -1)
+    out = _shear(out, torch.sin(a), -2)
+    out = _shear(out, t, -1)
+    return out[:, 0] if squeeze else out
