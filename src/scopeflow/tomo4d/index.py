@@ -1,0 +1,154 @@
+"""Index the summed frames: spots -> reciprocal space -> cell, tilt axis, intensities (``index``).
+
+For each frame set (variant) of the frames store: spot search (:mod:`scopeflow.tomo4d.spots`),
+Ewald inversion with the tilt geometry, DPS indexing and least-squares cell refinement
+(:mod:`scopeflow.tomo4d.lattice`), then a refinement of the tilt-axis direction (the residual
+``|G - H B|`` minimised over the axis angle with the reciprocal basis re-fitted at each angle)
+and integration: the intensities of the indexed spots are summed per ``hkl`` over the tilts
+(Friedel mates kept apart), with Poisson sigmas.
+
+Store (kind ``tomo4d.index``): for the tracked variant a spot table along ``spot`` (``spot_frame``,
+``spot_row``/``spot_col`` [px], ``spot_intensity`` [counts], ``spot_g`` (spot, xyz) [1/Å],
+``spot_hkl`` (spot, hkl), ``spot_indexed``) and the merged reflections along ``reflection``
+(``hkl``, ``intensity``, ``sigma``, ``n_obs``); ``attrs["cells"][variant]`` holds cell parameters,
+the real basis in the specimen frame [Å], the refined tilt axis and indexing statistics.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from scipy.optimize import minimize_scalar
+
+from scopeflow.optics.kinematic import cell_parameters
+from scopeflow.optics.wavelength import electron_wavelength
+from scopeflow.tomo4d.lattice import index_spots, refine_basis
+from scopeflow.tomo4d.options import IndexOptions
+from scopeflow.tomo4d.spots import specimen_vectors, spot_table
+
+__all__ = ["index", "index_variant", "merge_reflections"]
+
+
+def _axis_residual(phi, spots, centres, tilt, dk, lam, hkl, inl):
+    g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
+    recip = np.linalg.lstsq(hkl[inl], g[inl], rcond=None)[0]
+    return float(np.mean(np.sum((g[inl] - hkl[inl] @ recip) ** 2, axis=1)))
+
+
+def merge_reflections(hkl: np.ndarray, intensity: np.ndarray, sigma: np.ndarray):
+    """Sum partial intensities per hkl.
+
+    Returns
+    -------
+    hkl : (m, 3) int, intensity : (m,) [counts], sigma : (m,) [counts], n_obs : (m,) int
+    """
+    uniq, inv = np.unique(hkl, axis=0, return_inverse=True)
+    inv = inv.ravel()
+    inten = np.bincount(inv, weights=intensity, minlength=len(uniq))
+    sig = np.sqrt(np.bincount(inv, weights=sigma**2, minlength=len(uniq)))
+    n_obs = np.bincount(inv, minlength=len(uniq))
+    return uniq, inten, sig, n_obs
+
+
+def index_variant(frames: np.ndarray, centres: np.ndarray, tilt: np.ndarray, attrs: dict, opts):
+    """Index one frame set.
+
+    Parameters
+    ----------
+    frames : (frame, k_row, k_col) float [counts]
+    centres : (frame, 2) float [px] direct beam
+    tilt : (frame,) float [deg]
+    attrs : dict with beam_energy_eV, k_pixel_inv_A, tilt_axis_deg, convergence_mrad
+    opts : IndexOptions
+
+    Returns
+    -------
+    result : dict
+        ``spots`` (n, 5), ``g`` (n, 3), ``hkl`` (n, 3), ``inlier`` (n,), ``basis`` (3, 3) or
+        None when indexing failed, ``axis_deg``, ``error`` (str, '' on success).
+    """
+    lam = electron_wavelength(attrs["beam_energy_eV"]) * 10.0
+    dk = float(attrs["k_pixel_inv_A"])
+    radius = opts.spot_radius_px or attrs.get("convergence_mrad", 1.0) * 1e-3 / lam / dk
+    spots = spot_table(frames, centres, radius, opts.threshold_sigma, opts.min_g_inv_a / dk)
+    phi = float(attrs["tilt_axis_deg"])
+    out = {"spots": spots, "axis_deg": phi, "basis": None, "error": ""}
+    g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
+    n = len(spots)
+    out.update(g=g, hkl=np.zeros((n, 3), int), inlier=np.zeros(n, bool))
+    if n < 12:
+        out["error"] = f"only {n} spots"
+        return out
+    try:
+        basis, hkl, inl = index_spots(
+            g, spots[:, 3], opts.d_range_a[:2], opts.direction_step_deg, opts.tolerance
+        )
+        if opts.refine_axis:
+            res = minimize_scalar(
+                _axis_residual,
+                bounds=(phi - 5.0, phi + 5.0),
+                method="bounded",
+                args=(spots, centres, tilt, dk, lam, hkl, inl),
+                options={"xatol": 0.01},
+            )
+            phi = float(res.x)
+            g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
+            basis, hkl, inl = refine_basis(g, basis, opts.tolerance)
+    except (ValueError, np.linalg.LinAlgError) as err:
+        out["error"] = str(err)
+        return out
+    out.update(g=g, hkl=hkl, inlier=inl, basis=basis, axis_deg=phi)
+    return out
+
+
+def index(inputs: list, opts: IndexOptions) -> xr.Dataset:
+    """Index stage (see module docstring)."""
+    (frames_ds,) = inputs
+    variants = [v for v in opts.variants if f"frames_{v}" in frames_ds]
+    if not variants:
+        raise ValueError(f"index: none of the variants {opts.variants} in the frames store")
+    tilt = np.asarray(frames_ds["tilt"].values)
+    centre = np.asarray(frames_ds.attrs["beam_centre_px"], float)
+    cells, main = {}, None
+    for v in variants:
+        frames = np.asarray(frames_ds[f"frames_{v}"].values, float)
+        centres = centre + np.asarray(frames_ds[f"beam_offset_{v}"].values)
+        r = index_variant(frames, centres, tilt, frames_ds.attrs, opts)
+        cell = {"n_spots": len(r["spots"]), "axis_deg": r["axis_deg"], "error": r["error"]}
+        if r["basis"] is not None:
+            cell.update(
+                cell=cell_parameters(r["basis"]).tolist(),
+                basis=r["basis"].tolist(),
+                indexed_fraction=float(r["inlier"].mean()),
+            )
+        cells[v] = cell
+        if main is None:
+            main = (v, r)
+    name, r = main
+    sp = r["spots"]
+    inl = r["inlier"]
+    hkl_m, inten, sig, n_obs = merge_reflections(r["hkl"][inl], sp[inl, 3], sp[inl, 4])
+    ds = xr.Dataset(
+        {
+            "spot_frame": (("spot",), sp[:, 0].astype(np.int32), {"units": "1"}),
+            "spot_row": (("spot",), sp[:, 1], {"units": "px"}),
+            "spot_col": (("spot",), sp[:, 2], {"units": "px"}),
+            "spot_intensity": (("spot",), sp[:, 3], {"units": "counts"}),
+            "spot_g": (("spot", "xyz"), r["g"], {"units": "1/A"}),
+            "spot_hkl": (("spot", "hkl_index"), r["hkl"].astype(np.int32)),
+            "spot_indexed": (("spot",), inl),
+            "hkl": (("reflection", "hkl_index"), hkl_m.astype(np.int32)),
+            "intensity": (("reflection",), inten, {"units": "counts"}),
+            "sigma": (("reflection",), sig, {"units": "counts"}),
+            "n_obs": (("reflection",), n_obs.astype(np.int32)),
+        },
+        coords={
+            "xyz": ("xyz", np.arange(3), {"units": "1"}),
+            "hkl_index": ("hkl_index", np.arange(3), {"units": "1"}),
+        },
+        attrs={"variant": name, "cells": cells, "tilt_deg": tilt.tolist()},
+    )
+    for key in ("beam_energy_eV", "k_pixel_inv_A", "convergence_mrad", "ground_truth"):
+        if key in frames_ds.attrs:
+            ds.attrs[key] = frames_ds.attrs[key]
+    return ds
