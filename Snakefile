@@ -21,6 +21,7 @@ include: "rules/common.smk"
 include: "rules/ltem.smk"
 include: "rules/fpxm.smk"
 include: "rules/defects.smk"
+include: "rules/polar4d.smk"
 include: "rules/tomo4d.smk"
 
 

@@ -106,6 +106,7 @@ def main() -> None:
         if args.save_model:
             model.to_zarr(args.save_model, mode="w", zarr_format=3, consolidated=False)
     torch.set_num_threads(1)
+    res["detect_options"] = dataclasses.asdict(DetectOptions())
     det, t_det = _run("detect", [movie, model], DetectOptions())
     cls, t_cls = _run("classify", [det, movie], ClassifyOptions())
     trk, t_trk = _run("track", [cls], TrackOptions())

@@ -58,6 +58,21 @@ def source_store(technique):
     return first_store
 
 
+def model_store(technique):
+    """Input function: the sample's trained-model store.
+
+    A sample's `model:` key (e.g. committed weights in resources/) wins over its own train stage.
+    """
+
+    def sample_model(wildcards):
+        cfg = config[technique]["samples"][wildcards.sample]
+        if cfg.get("model"):
+            return cfg["model"]
+        return store(technique, "train").format(sample=wildcards.sample)
+
+    return sample_model
+
+
 def stage_params(technique, stage):
     """Params function: the stage's options for this sample as canonical JSON.
 

@@ -19,6 +19,7 @@ makes a misspelt key fail at parse time with its name. The files are generated
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import yaml
@@ -32,9 +33,15 @@ SOURCE_STAGES = ("simulate", "ingest")
 _DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
-def technique_schema(technique: str, stages: dict, description: str = "") -> dict:
-    """Schema of one technique's config section, from its ``STAGES`` registry."""
-    props = {}
+def technique_schema(
+    technique: str, stages: dict, description: str = "", sample_keys: dict | None = None
+) -> dict:
+    """Schema of one technique's config section, from its ``STAGES`` registry.
+
+    ``sample_keys`` are extra sample-level keys (name -> JSON schema) that are not stage
+    options, e.g. polar4d's ``model`` (a trained-model store to use instead of training).
+    """
+    props = dict(sample_keys or {})
     for name, stage in stages.items():
         sch = json_schema(stage.options)
         sch["description"] = f"options of the {name} stage: {stage.summary}"
@@ -96,8 +103,9 @@ def write_schemas(directory: Path, *, check: bool = False) -> list[Path]:
     techs = available_techniques()
     files = {directory / "config.schema.yaml": top_schema({t: TECHNIQUE_HELP[t] for t in techs})}
     for t in techs:
+        module = importlib.import_module(f"scopeflow.{t}.stages")
         files[directory / f"{t}.schema.yaml"] = technique_schema(
-            t, load_stages(t), TECHNIQUE_HELP[t]
+            t, load_stages(t), TECHNIQUE_HELP[t], getattr(module, "SAMPLE_KEYS", None)
         )
     stale = []
     for path, schema in files.items():

@@ -1,6 +1,7 @@
 """Symmetry-pooled canonical crops and GMM classes on a synthetic lattice."""
 
 import numpy as np
+import xarray as xr
 
 from scopeflow.defects.classify import build_objects, canonical_crops
 from scopeflow.defects.lattice import CONTRAST, MO, S2, V_S, V_S2, W, d_ws, lattice_vectors
@@ -64,3 +65,29 @@ def test_build_objects_absorbs_vacancies_next_to_mo():
     # the V_S 9 px (= d_WS) from the Mo joins it; the two far ones stay objects
     assert len(obj["row"]) == 3
     assert obj["n_members"][obj["class"] == MO][0] == 1
+
+
+def test_classify_and_track_accept_a_movie_without_defects(caplog):
+    from scopeflow.defects.detect import TABLE_FIELDS
+    from scopeflow.defects.options import ClassifyOptions, KineticsOptions, TrackOptions
+    from scopeflow.defects.stages import STAGES
+
+    img, vec, centre = _frame(0.2, {})  # a perfect lattice: no defect anywhere
+    nf = 2
+    movie = xr.Dataset(
+        {"image": (("frame", "row", "col"), np.stack([img] * nf).astype(np.float32))},
+        attrs={"pixel_size": PS, "frame_time": 1.0},
+    )
+    det = xr.Dataset(
+        {f"nn_{k}": ("nn_point", np.zeros(0)) for k in TABLE_FIELDS},
+        attrs={"pixel_size": PS, "frame_time": 1.0, "methods": ["nn"]},
+    )
+    det["lattice_vectors"] = (("frame", "basis", "axis"), np.stack([vec] * nf))
+    det["lattice_origin"] = (("frame", "axis"), np.stack([centre] * nf))
+    with caplog.at_level("WARNING", logger="scopeflow.defects.classify"):
+        cls = STAGES["classify"].func([det, movie], ClassifyOptions())
+    assert cls.sizes["point"] == 0 and cls.attrs["n_clusters"] == 0
+    assert "no defect detections" in caplog.text
+    tracks = STAGES["track"].func([cls], TrackOptions())
+    assert tracks.sizes["point"] == 0 and tracks.attrs["tracks"] == {}
+    STAGES["kinetics"].func([tracks], KineticsOptions())

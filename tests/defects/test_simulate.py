@@ -133,3 +133,47 @@ def test_walkers_diffuse_with_set_d():
     # hops are exact lattice steps (jitter moves true positions by ~0.5 px rms, adding
     # 2 * 0.5^2 * 0.04 = 0.02 Å^2 per interval, 0.5 %); ~1000 hops give a ~3 % standard error
     assert d_hat == pytest.approx(opts.diffusion * opts.frame_time, rel=0.12)
+
+
+def test_vacancies_touching_a_hole_belong_to_the_hole():
+    from scopeflow.defects.kinetics_sim import ABSENT, add_disorder, new_sample
+    from scopeflow.defects.lattice import V_S2, V_W
+
+    rng = np.random.default_rng(3)
+    st = new_sample(
+        (80.0, 80.0),
+        rng,
+        a=3.18,
+        angle=0.1,
+        n_walkers=0,
+        n_complexes=0,
+        n_mo=0,
+        n_vs2=60,
+        n_vw=60,
+        transition=np.eye(3),
+    )
+    n_before = int((st.metal == V_W).sum())
+    add_disorder(
+        st,
+        rng,
+        n_holes=3,
+        hole_radius=12.0,
+        n_lines=0,
+        line_length=1,
+        n_patches=1,
+        patch_radius=9.0,
+        a=3.18,
+        angle=0.1,
+    )
+    gone_m = (st.metal == ABSENT) & st.inside
+    gone_s = (st.sulfur == ABSENT) & st.inside
+    vw = np.argwhere(st.metal == V_W)
+    vs2 = np.argwhere(st.sulfur == V_S2)
+    # a W vacancy at (i, j) touches S (i, j), (i-1, j), (i, j-1); an empty S column at (i, j)
+    # touches metal (i, j), (i+1, j), (i, j+1): none of them may be a removed column
+    for i, j in vw:
+        assert not (gone_s[i, j] or gone_s[i - 1, j] or gone_s[i, j - 1])
+    for i, j in vs2:
+        assert not (gone_m[i, j] or gone_m[i + 1, j] or gone_m[i, j + 1])
+    # three 12 Å holes in an 80 Å field take some, but not all, W vacancies with them
+    assert 0 < len(vw) < n_before

@@ -15,7 +15,7 @@ import yaml
 from scopeflow.io import read_store
 
 ROOT = Path(__file__).resolve().parents[2]
-WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "config", "envs")
+WORKFLOW_FILES = ("Snakefile", "rules", "workflow", "config", "envs", "resources")
 CONFIGS = sorted(p.name for p in (ROOT / "config").glob("*.yaml"))
 
 

@@ -22,6 +22,7 @@ matched objects and the confusion matrix (rows true, columns assigned) is stored
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -36,6 +37,8 @@ from scopeflow.defects.options import ClassifyOptions
 from scopeflow.defects.scoring import match_points
 
 __all__ = ["build_objects", "canonical_crops", "classify_objects"]
+
+log = logging.getLogger(__name__)
 
 
 def build_objects(table: dict[str, np.ndarray], absorb_px: float) -> dict[str, np.ndarray]:
@@ -246,9 +249,10 @@ def classify_objects(inputs: list[xr.Dataset], opts: ClassifyOptions) -> xr.Data
     det, movie = inputs
     ps = float(det.attrs["pixel_size"])
     tab = build_objects(_table(det, opts.source), 1.35 * d_ws() / ps)
+    tab["frame"] = tab["frame"].astype(np.int64)  # an empty table may come back as float
     n = len(tab["row"])
-    if n < 10:
-        raise ValueError(f"defects classify: only {n} defect objects found; nothing to cluster")
+    if n == 0:
+        log.warning("defects classify: no defect detections in the '%s' table", opts.source)
     sim = movie.attrs.get("simulation", {})
     sigma_px = float(sim.get("probe_sigma", 0.45)) / ps
     vecs = det["lattice_vectors"].values
@@ -277,7 +281,7 @@ def classify_objects(inputs: list[xr.Dataset], opts: ClassifyOptions) -> xr.Data
     with threadpool_limits(limits=1):
         cluster, score, bics = _cluster_families(feats, tab["class"], opts)
     t_gmm = time.perf_counter() - t0
-    k = int(cluster.max()) + 1
+    k = int(cluster.max()) + 1 if n else 0
     origin_all = origins[tab["frame"]]
     ds = xr.Dataset(
         coords={

@@ -1,22 +1,34 @@
 """Stage ``detect``: defect detections from the network and from the classical baseline.
 
-Frames are read from the (lazy) movie ``chunk_frames`` at a time, so memory is bounded by the
-chunk; the network sees ``batch_frames`` frames per forward pass (the GPU path batches frames on
+Frames are read from the (lazy) movie ``chunk_frames`` at a time and the detection tables are
+appended to temporary on-disk Zarr arrays after every chunk (returned as dask arrays that the
+store writer copies chunk by chunk), so memory is bounded by the chunk, not by the movie length;
+the network sees ``batch_frames`` frames per forward pass (the GPU path batches frames on
 the chosen device). Every frame gets a lattice fit (Fourier peaks, origin unwrapped across
 frames) that gives each detection its lattice site and the drift for the later stages.
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 import time
 
+import dask.array as da
 import numpy as np
 import torch
 import xarray as xr
+import zarr
+from scipy import ndimage
 
 from scopeflow.defects.baseline import detect_frame_baseline
 from scopeflow.defects.lattice import (
     A_WS2,
+    BG,
+    V_S2,
+    V_W,
     align_basis,
     fit_lattice_fft,
     nearest_site,
@@ -26,7 +38,7 @@ from scopeflow.defects.options import DetectOptions
 from scopeflow.defects.unet import blobs, build_model, predict
 from scopeflow.nn import fold_batchnorm, load_state_bytes, select_device
 
-__all__ = ["check_movie", "load_model", "detect_movie", "TABLE_FIELDS"]
+__all__ = ["check_movie", "load_model", "drop_rim_vacancies", "detect_movie", "TABLE_FIELDS"]
 
 #: columns of a detections table (prefixed ``nn_`` / ``baseline_`` in the store)
 TABLE_FIELDS = ("frame", "row", "col", "class", "score", "site_i", "site_j", "sublattice")
@@ -72,8 +84,85 @@ def _fit_binned(frame: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndarray]
     return vec * 2, origin * 2 + 0.5
 
 
+def drop_rim_vacancies(
+    det: dict[str, np.ndarray], p_background: np.ndarray, vectors: np.ndarray, min_present: float
+) -> dict[str, np.ndarray]:
+    """Drop vacancy detections that touch a missing column (the rim of a hole or seam).
+
+    A W vacancy is an empty metal site inside an intact lattice: its three nearest S columns
+    (at ``(a1 + a2) / 3`` rotated by 0, 120 and 240 deg) and its six nearest metal columns (at
+    ``+-a1, +-a2, +-(a1 - a2)``) must be present. A double S vacancy needs its three nearest metal
+    columns (the opposite S -> metal offsets); its S neighbours are not tested because vacancy
+    lines make them empty. The three-nearest-neighbour part is the definition the simulated
+    truth uses (:mod:`scopeflow.defects.kinetics_sim`); the metal shell of a W vacancy also
+    rejects empty sites on the seam around a rotated patch.
+
+    Parameters
+    ----------
+    det : dict of (n,) arrays
+        From :func:`scopeflow.defects.unet.blobs` (``row, col`` [full-resolution px]).
+    p_background : (row, col) float
+        Background probability on the binned grid.
+    vectors : (2, 2) float
+        Lattice vectors ``a1, a2`` of the frame [px].
+    min_present : float
+        Smallest ``1 - p_background`` accepted at every neighbour.
+
+    Returns
+    -------
+    dict of (m,) arrays
+        ``det`` without the rejected vacancies.
+    """
+    a1, a2 = vectors
+    to_s = np.stack([a1 + a2, a2 - 2 * a1, a1 - 2 * a2]) / 3.0  # metal -> its 3 S neighbours
+    metal_shell = np.stack([a1, -a1, a2, -a2, a1 - a2, a2 - a1])
+    keep = np.ones(len(det["row"]), bool)
+    for cls, offsets in ((V_W, np.concatenate([to_s, metal_shell])), (V_S2, -to_s)):
+        sel = np.flatnonzero(det["class"] == cls)
+        if len(sel) == 0:
+            continue
+        pos = np.stack([det["row"][sel], det["col"][sel]], 1)
+        q = (pos[:, None, :] + offsets[None] - 0.5) / 2.0  # binned px
+        present = 1.0 - ndimage.map_coordinates(
+            p_background, [q[..., 0].ravel(), q[..., 1].ravel()], order=1, mode="nearest"
+        ).reshape(len(sel), len(offsets))
+        keep[sel] = present.min(1) >= min_present
+    return {k: v[keep] for k, v in det.items()}
+
+
+#: dtype of each table field
+_DTYPES = {
+    "frame": np.int32,
+    "row": np.float32,
+    "col": np.float32,
+    "class": np.int8,
+    "score": np.float32,
+    "site_i": np.int32,
+    "site_j": np.int32,
+    "sublattice": np.int8,
+}
+
+
 def _empty() -> dict[str, list]:
     return {k: [] for k in TABLE_FIELDS}
+
+
+def _spill(table: dict[str, list], root: str, method: str) -> None:
+    """Append the buffered rows of one table to its on-disk Zarr arrays and empty the buffer."""
+    for key in TABLE_FIELDS:
+        path = os.path.join(root, f"{method}_{key}")
+        if not os.path.exists(path):
+            zarr.create_array(path, shape=(0,), chunks=(1 << 18,), dtype=_DTYPES[key])
+        if table[key]:
+            zarr.open_array(path, mode="a").append(np.concatenate(table[key]))
+        table[key].clear()
+
+
+def _spill_dir() -> str:
+    """A temporary directory for the detection tables, removed when the process exits."""
+    root = tempfile.mkdtemp(prefix="scopeflow-detections-")
+    atexit.register(shutil.rmtree, root, True)
+    return root
 
 
 def _append(table: dict, det: dict, frame: int, vectors: np.ndarray, origin: np.ndarray) -> None:
@@ -104,7 +193,8 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
         Tables ``nn_<field>`` along ``nn_point`` and ``baseline_<field>`` along
         ``baseline_point`` with fields :data:`TABLE_FIELDS` (row/col in px, class codes of
         :mod:`scopeflow.defects.lattice`, score in [0, 1], lattice site (i, j, sublattice 0 metal
-        / 1 S)); ``lattice_vectors (frame, basis, axis)`` and ``lattice_origin (frame, axis)``
+        / 1 S)), dask-backed (read from a temporary directory that lives as long as the process);
+        ``lattice_vectors (frame, basis, axis)`` and ``lattice_origin (frame, axis)``
         [px]; attrs pixel_size, frame_time, dose, electron_dose and seconds per frame of each
         method.
     """
@@ -126,6 +216,7 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     )
     min_dist = int(np.floor(opts.min_distance / ps))
     tables = {m: _empty() for m in methods}
+    spill = _spill_dir()
     seconds = dict.fromkeys(methods, 0.0)
     vecs, origins = np.zeros((nf, 2, 2)), np.zeros((nf, 2))
     t_fit = 0.0
@@ -150,7 +241,10 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
                 prob = predict(model, x, depth).cpu().numpy()
                 for k in range(len(prob)):
                     f = start + b + k
-                    _append(tables["nn"], blobs(prob[k], opts.min_score), f, vecs[f], origins[f])
+                    det = drop_rim_vacancies(
+                        blobs(prob[k], opts.min_score), prob[k, BG], vecs[f], opts.min_neighbour
+                    )
+                    _append(tables["nn"], det, f, vecs[f], origins[f])
             seconds["nn"] += time.perf_counter() - t0
         if "baseline" in methods:
             t0 = time.perf_counter()
@@ -161,6 +255,8 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
                 )
                 _append(tables["baseline"], det, f, vecs[f], origins[f])
             seconds["baseline"] += time.perf_counter() - t0
+        for m in methods:  # tables go to disk per chunk: memory stays flat as the movie grows
+            _spill(tables[m], spill, m)
     ds = xr.Dataset(
         {
             "lattice_vectors": (("frame", "basis", "axis"), vecs, {"units": "px"}),
@@ -174,8 +270,7 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     )
     for m in methods:
         for key in TABLE_FIELDS:
-            parts = tables[m][key]
-            arr = np.concatenate(parts) if parts else np.zeros(0)
+            arr = da.from_zarr(zarr.open_array(os.path.join(spill, f"{m}_{key}"), mode="r"))
             ds[f"{m}_{key}"] = (f"{m}_point", arr, {"units": _UNITS.get(key, "1")})
         fit_share = t_fit / nf
         ds.attrs[f"{m}_seconds_per_frame"] = seconds[m] / nf + fit_share

@@ -267,6 +267,7 @@ def _add_patch(st, rng, centre, radius, a, angle) -> None:
     st.disordered |= (
         np.hypot(st.s_pos[..., 0] - centre[0], st.s_pos[..., 1] - centre[1]) < radius + 1.5 * a
     )
+    _absorb_rim_vacancies(st)
     _drop_defects(st)
     st.extra.append((pos, cls, obj))
 
@@ -287,6 +288,7 @@ def _apply_holes(st: SampleState, growth: float) -> None:
             )
             for p_, k, o in st.extra
         ]
+    _absorb_rim_vacancies(st)
     _drop_defects(st)
 
 
@@ -297,6 +299,29 @@ A_EDGE = 3.18
 def grow_holes(st: SampleState, growth: float) -> None:
     """Grow every hole by ``growth`` Å (called once per frame after the damage onset)."""
     _apply_holes(st, growth)
+
+
+def _absorb_rim_vacancies(st: SampleState) -> None:
+    """Empty sites touching removed columns become part of the hole (``ABSENT``).
+
+    A W vacancy is a missing metal column inside an intact lattice: one with a missing
+    nearest-neighbour S column (or an empty S column with a missing metal neighbour) is a notch
+    in the rim of a hole or seam, indistinguishable from it in an image, so neither the truth
+    nor the training labels call it a point defect. Repeated until no empty site touches one.
+    """
+    while True:
+        s_gone = np.pad((st.sulfur == ABSENT) & st.inside, 1)  # outside the area is not a hole
+        m_gone = np.pad((st.metal == ABSENT) & st.inside, 1)
+        # metal (i, j) touches S (i, j), (i-1, j), (i, j-1); S (i, j) touches metal (i, j),
+        # (i+1, j), (i, j+1) (see _M_TO_S); the padding adds one to every index
+        m_touch = s_gone[1:-1, 1:-1] | s_gone[:-2, 1:-1] | s_gone[1:-1, :-2]
+        s_touch = m_gone[1:-1, 1:-1] | m_gone[2:, 1:-1] | m_gone[1:-1, 2:]
+        hit_m = (st.metal == V_W) & m_touch
+        hit_s = (st.sulfur == V_S2) & s_touch
+        if not (hit_m.any() or hit_s.any()):
+            return
+        st.metal[hit_m] = ABSENT
+        st.sulfur[hit_s] = ABSENT
 
 
 def _drop_defects(st: SampleState) -> None:

@@ -105,12 +105,20 @@ class DetectOptions:
     chunk_frames: int = opt(8, "Frames read and processed per chunk (bounds memory)", minimum=1)
     batch_frames: int = opt(4, "Frames per network batch", minimum=1)
     min_score: tuple[float, ...] = opt(
-        (0.5, 0.7, 0.8, 0.8),
+        (0.5, 0.7, 0.7, 0.7),
         "Smallest mean class probability of a network blob, per class (Mo, V_S, V_S2, V_W); "
-        "chosen for the best F1 on a validation movie (seed 7), not the benchmark movie",
+        "chosen for the best F1 on a validation movie (seed 7, with the rim rule of "
+        "min_neighbour), not the benchmark movie",
         minimum=0,
         maximum=1,
         min_items=4,
+    )
+    min_neighbour: float = opt(
+        0.5,
+        "Smallest probability (1 - background) at each neighbour column of a network W vacancy "
+        "(3 S + 6 metal) or double S vacancy (3 metal); below it the site is part of a hole's rim",
+        minimum=0,
+        maximum=1,
     )
     min_distance: float = opt(
         0.7, "Baseline peak-finding minimum distance (< d_WS / 2)", units="Å", exclusive_minimum=0

@@ -140,12 +140,15 @@ def blobs(prob: np.ndarray, min_score: tuple[float, ...]) -> dict[str, np.ndarra
         lab, n = ndimage.label(arg == c)
         if n == 0:
             continue
-        idx = np.arange(1, n + 1)
-        com = np.array(ndimage.center_of_mass(prob[c], lab, idx)).reshape(-1, 2)
-        score = np.asarray(ndimage.mean(prob[c], lab, idx))
+        # blob statistics from the (sparse) labelled pixels only: bincount, not full-frame passes
+        rr, cc = np.nonzero(lab)
+        ids = lab[rr, cc]
+        w = prob[c, rr, cc].astype(np.float64)
+        wsum = np.bincount(ids, w, n + 1)[1:]
+        score = wsum / np.bincount(ids, None, n + 1)[1:]
         keep = score >= t
-        out["row"].append(com[keep, 0] * 2 + 0.5)
-        out["col"].append(com[keep, 1] * 2 + 0.5)
+        out["row"].append((np.bincount(ids, w * rr, n + 1)[1:] / wsum)[keep] * 2 + 0.5)
+        out["col"].append((np.bincount(ids, w * cc, n + 1)[1:] / wsum)[keep] * 2 + 0.5)
         out["class"].append(np.full(int(keep.sum()), c, np.int8))
         out["score"].append(score[keep].astype(np.float32))
     if not out["row"]:

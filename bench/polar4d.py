@@ -1,0 +1,232 @@
+"""polar4d benchmark: accuracy vs truth and baselines per thermal tier, thickness and dose,
+the cross-simulator check, inference throughput and streaming memory.
+
+Usage: ``python bench/polar4d.py [--quick] [--section train|cross|speed|memory|all]
+[--cache DIR]``. Sections merge into ``bench/results/polar4d.json`` so they can run separately
+(simulating the training sets is the expensive part: chunks are cached in ``--cache`` and reused).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from scopeflow.polar4d.baselines import apply_linear, apply_pca_ridge, com_mrad  # noqa: E402
+from scopeflow.polar4d.infer import load_model  # noqa: E402
+from scopeflow.polar4d.metrics import displacement_metrics  # noqa: E402
+from scopeflow.polar4d.model import predict  # noqa: E402
+from scopeflow.polar4d.options import OpticsOptions, TrainOptions, TrainSetOptions  # noqa: E402
+from scopeflow.polar4d.simulate import simulate_trainset  # noqa: E402
+from scopeflow.polar4d.train import noisy, split_structures, train_model  # noqa: E402
+
+RESULTS = Path(__file__).parent / "results" / "polar4d.json"
+TIERS = {"static": (160, 11), "debye_waller": (48, 12)}  # structures, seed
+
+
+def _merge(update: dict) -> dict:
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    old.update(update)
+    RESULTS.write_text(json.dumps(old, indent=2, default=float))
+    return old
+
+
+def trainset_opts(tier: str, quick: bool, cache: str) -> TrainSetOptions:
+    n, seed = TIERS[tier]
+    return TrainSetOptions(
+        optics=OpticsOptions(thermal_model=tier),
+        n_structures=12 if quick else n,
+        thickness_cells=(20, 30, 40, 50),  # 7.9 - 19.7 nm of BaSrTiO3
+        chunk_structures=8 if tier == "static" else 4,
+        cache_dir=cache,
+        seed=seed,
+    )
+
+
+def train_opts(quick: bool) -> TrainOptions:
+    return TrainOptions(steps=60 if quick else 1200, batch_size=64, width=8, device="cpu")
+
+
+def heldout(ts, opts: TrainOptions):
+    _, ho = split_structures(ts["structure"].values, opts.holdout_fraction, opts.seed)
+    return ho
+
+
+def evaluate(model_store, ts, ho, doses=(1e3, 1e4, 1e5)) -> dict:
+    """Per dose and (at 1e4) per thickness metrics of the network and the baselines."""
+    model = load_model(model_store)
+    kpix = float(ts.attrs["k_pixel_mrad"])
+    pats = ts["patterns"].values[ho]
+    truth = ts["true_disp_pm"].values[ho]
+    thick = ts["thickness_nm"].values[ho]
+    pca = {k: model_store[f"pca_{k}"].values for k in ("mean", "components", "coef", "intercept")}
+    out: dict = {}
+    for dose in doses:
+        x = noisy(pats, dose, 99)
+        pred, sig, _ = predict(model, torch.from_numpy(x), tta=True)
+        key = f"dose_{dose:.0e}"
+        out[key] = displacement_metrics(pred, truth)
+        mean = np.broadcast_to(model_store["mean_disp_pm"].values, truth.shape)
+        out[key].update(displacement_metrics(mean, truth, "mean."))
+        out[key].update(displacement_metrics(apply_pca_ridge(pca, x), truth, "pca."))
+        com = apply_linear(model_store["com_matrix"].values, com_mrad(x, kpix))
+        out[key].update(displacement_metrics(com, truth, "com."))
+        out[key]["uncertainty.z_rms"] = float(np.sqrt(np.mean(((pred - truth) / sig) ** 2)))
+        if dose == 1e4:
+            plain, _, _ = predict(model, torch.from_numpy(x), tta=False)
+            out["dose_1e+04_no_tta"] = displacement_metrics(plain, truth)
+            for t in np.unique(thick):
+                m = thick == t
+                out[f"thickness_{t:.1f}nm"] = displacement_metrics(pred[m], truth[m])
+                out[f"thickness_{t:.1f}nm"].update(displacement_metrics(com[m], truth[m], "com."))
+    out["n_patterns"] = int(ho.sum())
+    return out
+
+
+def section_train(quick: bool, cache: str, tiers) -> dict:
+    res = {}
+    for tier in tiers:
+        t0 = time.perf_counter()
+        ts = simulate_trainset([], trainset_opts(tier, quick, cache))
+        sim_s = time.perf_counter() - t0
+        opts = train_opts(quick)
+        path = Path(cache) / f"model_{tier}{'_quick' if quick else ''}.zarr"
+        if path.exists():  # e.g. written by `python -m scopeflow polar4d train` with train_opts
+            ms = xr.open_zarr(path).load()
+        else:
+            torch.manual_seed(0)
+            ms = train_model([ts], opts)
+            ms.to_zarr(path, mode="w")
+        res[tier] = {
+            "n_patterns": int(ts.sizes["pattern"]),
+            "n_structures": int(ts["structure"].values.max() + 1),
+            "thickness_nm": sorted({round(float(t), 2) for t in ts["thickness_nm"].values}),
+            "simulate_seconds_or_cache": sim_s,
+            "train_seconds": float(ms.attrs["train_seconds"]),
+            "train_steps": opts.steps,
+            "n_parameters": int(ms.attrs["n_parameters"]),
+            "heldout": evaluate(ms, ts, heldout(ts, opts)),
+        }
+        print(tier, json.dumps(res[tier]["heldout"]["dose_1e+04"], indent=1), flush=True)
+    return {"tiers": res}
+
+
+def section_cross(quick: bool, cache: str) -> dict:
+    res = {}
+    for a, b in (("static", "debye_waller"), ("debye_waller", "static")):
+        path = Path(cache) / f"model_{a}{'_quick' if quick else ''}.zarr"
+        if not path.exists():
+            continue
+        ms = xr.open_zarr(path).load()
+        ts = simulate_trainset([], trainset_opts(b, quick, cache))
+        ho = heldout(ts, train_opts(quick))
+        res[f"train_{a}_test_{b}"] = evaluate(ms, ts, ho, doses=(1e4,))["dose_1e+04"]
+    return {"cross_simulator": res}
+
+
+def section_speed() -> dict:
+    from scopeflow.polar4d.model import Polar4DNet
+
+    torch.set_num_threads(1)
+    from scopeflow.nn import fold_batchnorm
+
+    model = fold_batchnorm(Polar4DNet(3.74, width=8)).to(memory_format=torch.channels_last)
+    x = torch.rand(1024, 65, 65) * 100
+    res = {}
+    for tta in (False, True):
+        predict(model, x[:64], tta=tta)
+        n = 1024 if not tta else 256
+        t0 = time.perf_counter()
+        predict(model, x[:n], tta=tta)
+        res[f"tta_{tta}"] = n / (time.perf_counter() - t0)
+    return {"infer_patterns_per_second_1thread": res}
+
+
+_MEM_CHILD = """
+import resource, sys, numpy as np, torch, h5py
+torch.set_num_threads(1)
+from scopeflow.polar4d.ingest import ingest_scan
+from scopeflow.polar4d.infer import infer_scan
+from scopeflow.polar4d.options import IngestOptions, InferOptions
+import xarray as xr
+path, model_path = sys.argv[1], sys.argv[2]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+scan = ingest_scan([], IngestOptions(path=path, format="hdf5", dataset="d", beam_energy_eV=3e5,
+                   scan_step_nm=0.39, k_pixel_mrad=3.74, chunk_rows=4))
+model = xr.open_zarr(model_path).load()
+pm = infer_scan([scan, model], InferOptions(chunk_rows=4, tta=False, device="cpu"))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base, pm.attrs["patterns_per_second"])
+"""
+
+
+def section_memory(cache: str) -> dict:
+    import h5py
+
+    model_path = next(Path(cache).glob("model_*.zarr"), None)
+    if model_path is None:
+        return {}
+    res = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in (32, 64):
+            f = Path(tmp) / f"scan{side}.h5"
+            with h5py.File(f, "w") as h:
+                d = h.create_dataset("d", (side, side, 65, 65), "f4", chunks=(1, side, 65, 65))
+                rng = np.random.default_rng(0)
+                for r in range(side):
+                    d[r] = rng.poisson(3.0, (side, 65, 65))
+            out = subprocess.run(
+                [sys.executable, "-c", _MEM_CHILD, str(f), str(model_path)],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+            grow_kb, pps = out.stdout.split()[-2:]
+            res[f"{side}x{side}"] = {
+                "data_MB": side * side * 65 * 65 * 4 / 1e6,
+                "peak_rss_growth_MB": float(grow_kb) / 1024,
+                "patterns_per_second_no_tta": float(pps),
+            }
+    return {"streaming_memory": res}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--section", default="all")
+    ap.add_argument("--tiers", default="static,debye_waller")
+    ap.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "polar4d_bench"))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    head = {
+        "device": "cpu (2 shared cores, 1 torch thread; other jobs running: timings under load)",
+        "dataset": "abTEM 1.0.11, BaSrTiO3 2x2x2 super-cell (A-site disorder), 300 keV, 10 mrad, "
+        "detector to 120 mrad binned 3x (3.74 mrad/px), finite projection, +-20 pm uniform, "
+        "4 probe positions within +-0.15 cell of the Ti column, tilt +-1 mrad, defocus +-20 Å",
+        "quick": a.quick,
+    }
+    _merge(head)
+    if a.section in ("train", "all"):
+        _merge(section_train(a.quick, a.cache, a.tiers.split(",")))
+    if a.section in ("cross", "all"):
+        _merge(section_cross(a.quick, a.cache))
+    if a.section in ("speed", "all"):
+        _merge(section_speed())
+    if a.section in ("memory", "all"):
+        _merge(section_memory(a.cache))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(_merge({"peak_rss_MB": peak}), indent=1))
+
+
+if __name__ == "__main__":
+    main()

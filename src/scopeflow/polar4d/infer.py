@@ -1,0 +1,134 @@
+"""Stage ``infer``: stream the network and the baselines over a 4D-STEM scan.
+
+The scan is read ``chunk_rows`` scan rows at a time (one dask chunk computed per step), so the
+peak memory is one chunk of patterns plus the small output maps, whatever the data set size.
+Patterns on another detector grid are resampled by the network's own input sampling (it works in
+mrad); the PCA + ridge baseline needs the training grid and is skipped when the grids differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+import xarray as xr
+
+from scopeflow.nn import fold_batchnorm, load_state_bytes, select_device
+from scopeflow.polar4d.baselines import apply_linear, apply_pca_ridge, com_mrad
+from scopeflow.polar4d.metrics import polarization_uc_cm2
+from scopeflow.polar4d.model import Polar4DNet, predict
+from scopeflow.polar4d.options import InferOptions
+
+__all__ = ["load_model", "infer_scan"]
+
+log = logging.getLogger(__name__)
+
+
+def load_model(model_store: xr.Dataset) -> Polar4DNet:
+    """Rebuild the network of a ``polar4d.model`` store for inference.
+
+    Weights loaded, batch norms folded into the convolutions, channels-last memory format
+    (about 2x faster convolutions on CPU), eval mode.
+    """
+    cfg = dict(model_store.attrs["architecture"])
+    cfg.pop("name", None)
+    model = Polar4DNet(**cfg)
+    load_state_bytes(model, model_store["weights"].values)
+    return fold_batchnorm(model).to(memory_format=torch.channels_last).eval()
+
+
+def _k_pixel(scan: xr.Dataset) -> float:
+    if scan.attrs.get("k_pixel_mrad") is None:
+        raise ValueError(
+            "polar4d infer: the scan has no 'k_pixel_mrad' attribute (detector pixel in mrad); "
+            "set ingest k_pixel_mrad"
+        )
+    return float(scan.attrs["k_pixel_mrad"])
+
+
+def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
+    """Stage ``infer``: a ``polar4d.pmap`` store.
+
+    Parameters
+    ----------
+    inputs : [scan, model]
+        ``polar4d.scan`` (``data (scan_row, scan_col, k_row, k_col)``) and ``polar4d.model``.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``disp_pm (scan_row, scan_col, component)`` and ``sigma_pm`` [pm],
+        ``polarization (scan_row, scan_col, component)`` [µC/cm²], ``thickness_nm``,
+        ``com_disp_pm`` / ``pca_disp_pm`` baselines [pm]; attrs ``patterns_per_second``,
+        ``born_charge_ti``, ``device``.
+    """
+    scan, model_store = inputs
+    data = scan["data"]
+    if data.dims != ("scan_row", "scan_col", "k_row", "k_col"):
+        raise ValueError(f"polar4d infer: scan data dims {data.dims} are not canonical")
+    kpix = _k_pixel(scan)
+    device = select_device(opts.device)
+    model = load_model(model_store)
+    model.k_pixel_mrad = kpix  # sample the scan's own grid in mrad
+    model.to(device)
+    same_grid = list(data.shape[-2:]) == list(model_store.attrs["k_shape"]) and np.isclose(
+        kpix, float(model_store.attrs["architecture"]["k_pixel_mrad"]), rtol=1e-3
+    )
+    pca = {
+        "mean": model_store["pca_mean"].values,
+        "components": model_store["pca_components"].values,
+        "coef": model_store["pca_coef"].values,
+        "intercept": model_store["pca_intercept"].values,
+    }
+    com_a = model_store["com_matrix"].values
+    rows, cols = data.shape[:2]
+    out = {n: np.full((rows, cols, 3), np.nan, np.float32) for n in ("disp", "sigma", "com", "pca")}
+    thick = np.full((rows, cols), np.nan, np.float32)
+    seconds = 0.0
+    for r0 in range(0, rows, opts.chunk_rows):
+        r1 = min(rows, r0 + opts.chunk_rows)
+        block = np.asarray(data[r0:r1].values, np.float32)
+        if not np.all(np.isfinite(block)):
+            raise ValueError(f"polar4d infer: NaN/inf in the scan data at scan rows {r0}-{r1 - 1}")
+        flat = block.reshape(-1, *block.shape[-2:])
+        t0 = time.perf_counter()
+        mean, sigma, th = predict(model, torch.from_numpy(flat).to(device), tta=opts.tta)
+        seconds += time.perf_counter() - t0
+        out["disp"][r0:r1] = mean.reshape(r1 - r0, cols, 3)
+        out["sigma"][r0:r1] = sigma.reshape(r1 - r0, cols, 3)
+        thick[r0:r1] = th.reshape(r1 - r0, cols)
+        out["com"][r0:r1, :, :2] = apply_linear(com_a, com_mrad(flat, kpix)).reshape(
+            r1 - r0, cols, 2
+        )
+        if same_grid:
+            out["pca"][r0:r1] = apply_pca_ridge(pca, flat).reshape(r1 - r0, cols, 3)
+        log.info("polar4d infer: rows %d-%d of %d", r0, r1 - 1, rows)
+    lattice = float(scan.attrs.get("lattice_A", model_store.attrs.get("lattice_A", 3.947)))
+    dims = ("scan_row", "scan_col", "component")
+    pol = polarization_uc_cm2(out["disp"], lattice, opts.born_charge_ti).astype(np.float32)
+    return xr.Dataset(
+        {
+            "disp_pm": (dims, out["disp"], {"units": "pm", "long_name": "Ti displacement"}),
+            "sigma_pm": (dims, out["sigma"], {"units": "pm", "long_name": "1-sigma uncertainty"}),
+            "polarization": (dims, pol, {"units": "µC/cm²"}),
+            "thickness_nm": (("scan_row", "scan_col"), thick, {"units": "nm"}),
+            "com_disp_pm": (dims, out["com"], {"units": "pm", "long_name": "calibrated COM"}),
+            "pca_disp_pm": (dims, out["pca"], {"units": "pm", "long_name": "PCA + ridge"}),
+        },
+        coords={
+            "scan_row": scan["scan_row"],
+            "scan_col": scan["scan_col"],
+            "component": ("component", ["dx", "dy", "dz"], {"units": "1"}),
+        },
+        attrs={
+            "patterns_per_second": float(rows * cols / max(seconds, 1e-9)),
+            "tta": bool(opts.tta),
+            "born_charge_ti": float(opts.born_charge_ti),
+            "lattice_A": lattice,
+            "polarization_convention": "P = e Z*_Ti u_Ti / a^3 (Ti off-centring only)",
+            "thermal_model": model_store.attrs.get("thermal_model", "unknown"),
+            "device": str(device),
+        },
+    )
