@@ -23,6 +23,7 @@ include: "rules/fpxm.smk"
 include: "rules/defects.smk"
 include: "rules/polar4d.smk"
 include: "rules/tomo4d.smk"
+include: "rules/correlative.smk"
 
 
 rule all:

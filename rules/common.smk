@@ -73,6 +73,19 @@ def model_store(technique):
     return sample_model
 
 
+def linked_store(technique, other, stage):
+    """Input function: the `stage` store of the `other`-technique sample this sample names.
+
+    A correlative sample names the samples it compares, e.g. `polar4d: stripes`.
+    """
+
+    def other_store(wildcards):
+        name = config[technique]["samples"][wildcards.sample][other]
+        return store(other, stage).format(sample=name)
+
+    return other_store
+
+
 def stage_params(technique, stage):
     """Params function: the stage's options for this sample as canonical JSON.
 

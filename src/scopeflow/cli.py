@@ -32,13 +32,14 @@ from pathlib import Path
 __all__ = ["main", "available_techniques", "load_stages"]
 
 #: Every technique scopeflow knows; those whose package is present are offered.
-TECHNIQUES = ("ltem", "fpxm", "defects", "polar4d", "tomo4d")
+TECHNIQUES = ("ltem", "fpxm", "defects", "polar4d", "tomo4d", "correlative")
 TECHNIQUE_HELP = {
     "ltem": "Lorentz-TEM phase retrieval by automatic differentiation (TIE baseline)",
     "fpxm": "Fourier-ptychographic dark-field X-ray microscopy -> strain -> polarization",
     "defects": "defects in STEM movies of WS2: FCN detection, GMM classes, tracking, kinetics",
     "polar4d": "3D polarization from 4D-STEM by deep learning",
     "tomo4d": "4D-STEM tomography with object tracking to a unit cell",
+    "correlative": "one specimen seen by polar4d and fpxm: polarization maps compared on one grid",
 }
 
 log = logging.getLogger("scopeflow")
@@ -61,6 +62,25 @@ def available_techniques() -> list[str]:
 def load_stages(technique: str) -> dict:
     """The ``STAGES`` registry of a technique."""
     return importlib.import_module(f"scopeflow.{technique}.stages").STAGES
+
+
+def _bound_heap() -> None:
+    """Serve large allocations (>= 1 MiB: frame chunks, network activations) by mmap.
+
+    glibc's adaptive mmap threshold otherwise grows to 32 MiB after the first large free, so
+    chunk-sized buffers come from the heap, whose fragmentation lets the peak RSS creep up
+    with the number of chunks streamed; mmapped blocks go back to the system on free. Same as
+    ``MALLOC_MMAP_THRESHOLD_=1048576``; a no-op off glibc.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        try:
+            ctypes.CDLL(name).mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+        except (OSError, AttributeError):  # pragma: no cover - not glibc
+            pass
 
 
 def _set_threads(n: int) -> None:
@@ -179,6 +199,7 @@ def run_stage(args: argparse.Namespace) -> None:
     where = f"{args.technique}.{args.stage}"
     if args.threads < 1:
         raise CLIError(f"--threads must be >= 1, got {args.threads}")
+    _bound_heap()
     _set_threads(args.threads)
     options = from_dict(stage.options, _parse_params(args.params), where=where)
     if len(args.inputs) != len(stage.inputs):

@@ -55,6 +55,8 @@ def technique_schema(
     }
     if sources:
         sample["oneOf"] = [{"required": [s]} for s in sources]
+    elif sample_keys:  # a sample made of other techniques' samples (correlative): name them all
+        sample["required"] = list(sample_keys)
     return {
         "$schema": _DRAFT,
         "description": f"{technique}: {description}".strip(": "),

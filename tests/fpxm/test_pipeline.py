@@ -80,6 +80,8 @@ def test_efield_pair_gives_polarization_sign():
     )
     # ±2 MV/m changes the strain of P ∥ ±E by ±2 d33 E ~ ±3e-4, far above the ~1e-5 noise
     assert ana.attrs["metrics"]["polarization.sign_accuracy"] > 0.99
+    # ... so the 3-sigma test declares the sign known almost everywhere in the interior
+    assert ana.attrs["metrics"]["polarization.sign_known_fraction"] > 0.95
     assert stack.sizes["efield"] == 2
 
 

@@ -220,6 +220,21 @@ def _referenced_phase(field, bright, box):
     return unwrapped - (coef[0] + coef[1] * rr + coef[2] * cc)
 
 
+def _noise_sigma(field: np.ndarray, mask: np.ndarray) -> float:
+    """Robust noise level of a map: MAD of its residual from a 3x3 mean, for white noise."""
+    from scipy import ndimage
+
+    filled = np.where(mask, field, 0.0)
+    resid = filled - ndimage.uniform_filter(filled, 3, mode="nearest")
+    inner = ndimage.binary_erosion(mask, np.ones((3, 3), bool))  # residuals from bright pixels only
+    r = resid[inner & np.isfinite(resid)]
+    if r.size == 0:
+        return float("inf")
+    mad = np.median(np.abs(r - np.median(r)))
+    # the residual of white noise of sigma s has sigma s * sqrt(1 - 1/9) = 0.943 s
+    return float(1.4826 * mad / np.sqrt(8 / 9))
+
+
 def _polarization(strain, bright, efields, g3, tk, c):
     """P by local LGD equilibrium per bright pixel; sign from a ±E pair when there is one."""
     n_state = strain.shape[0]
@@ -228,11 +243,16 @@ def _polarization(strain, bright, efields, g3, tk, c):
     sign = np.zeros(bright.shape, np.int8)
     if n_state == 2 and efields[0] != efields[1]:
         dstrain = (strain[0] - strain[1]) * np.sign(efields[0] - efields[1])
-        sign = np.where(bright, np.where(dstrain >= 0, 1, -1), 0).astype(np.int8)
+        # the sign is known only where the piezoresponse stands out of the strain noise (3 sigma);
+        # where it vanishes (e.g. a 180° laminate whose walls contain G: compatibility pins
+        # eps_GG equal in both domains) the pair says nothing and the sign stays 0 = unknown
+        known = bright & (np.abs(dstrain) > 3 * _noise_sigma(dstrain, bright))
+        sign = np.where(known, np.where(dstrain >= 0, 1, -1), 0).astype(np.int8)
     pol = np.full((n_state, 3) + bright.shape, np.nan)
     for s in range(n_state):
         init = torch.from_numpy(np.tile(g3 * ps, (idx.size, 1)))
         signed = sign.ravel()[idx] if n_state == 2 else np.ones(idx.size)
+        signed = np.where(signed == 0, 1, signed)  # unknown: along +G by convention
         init = init * torch.from_numpy(signed.astype(float))[:, None]
         p = lgd.local_equilibrium(
             init,
@@ -309,12 +329,16 @@ def _metrics(stack, fld, ds, field, box, g_mag) -> dict:
         )
         t_pol = np.linalg.norm(stack["true_polarization"].values, axis=1)
         m_pol = ds["polarization_magnitude"].values
-        rel = ((m_pol - t_pol) / t_pol)[:, interior]
+        nonzero = interior & np.all(t_pol > 0, axis=0)  # a wall centred on a pixel has P = 0
+        rel = (m_pol - t_pol)[:, nonzero] / t_pol[:, nonzero]
         out["polarization.rel_error"] = float(np.sqrt(np.mean(rel**2)))
         out["polarization.max_rel_error"] = float(np.abs(rel).max())
         out["interior.pixels"] = int(interior.sum())
         if ds.sizes["efield"] == 2:
             t_sign = np.sign(stack["true_polarization"].values[0, 2])
-            ok = ds["polarization_sign"].values[interior] == t_sign[interior]
-            out["polarization.sign_accuracy"] = float(ok.mean())
+            sign = ds["polarization_sign"].values
+            known = interior & (sign != 0)
+            out["polarization.sign_known_fraction"] = float(known.sum() / interior.sum())
+            if known.any():
+                out["polarization.sign_accuracy"] = float((sign[known] == t_sign[known]).mean())
     return out

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scopeflow.io.specimen import SPECIMEN_DIR
 from scopeflow.options import opt
 
 __all__ = [
@@ -15,6 +16,10 @@ __all__ = [
 ]
 
 _DEVICE = ("auto", "cpu", "cuda")
+#: Built-in structures plus the shared specimens of resources/specimens (scopeflow.io.specimen).
+STRUCTURES = ("ac_stripes", "twin90", "vortex") + tuple(
+    sorted(p.stem for p in SPECIMEN_DIR.glob("*.yaml"))
+)
 
 
 @dataclass(frozen=True)
@@ -28,8 +33,9 @@ class SimulateOptions:
     temperature_c: float = opt(25.0, "temperature", units="degC", minimum=-100.0, maximum=300.0)
     structure: str = opt(
         "ac_stripes",
-        "domain structure of the film cross-section",
-        choices=("ac_stripes", "twin90", "vortex"),
+        "domain structure of the film cross-section (or a shared specimen of resources/specimens: "
+        "then n_object * pixel_size_nm must equal its field of view, needle/nanoregion false)",
+        choices=STRUCTURES,
     )
     needle: bool = opt(True, "add a needle-shaped 180-degree c- domain inside a c band")
     nanoregion: bool = opt(True, "add a polar nanoregion (P rotated towards x) in a c band")

@@ -17,6 +17,7 @@ import numpy as np
 from scipy import ndimage
 
 from scopeflow.fpxm.lgd import eigenstrain
+from scopeflow.io import specimen as shared
 
 __all__ = ["domain_structure", "elastic_fields", "interior_mask", "reference_box"]
 
@@ -48,11 +49,13 @@ def domain_structure(
 
     Parameters
     ----------
-    structure : {"ac_stripes", "twin90", "vortex"}
+    structure : {"ac_stripes", "twin90", "vortex"} or str
         ``ac_stripes``: c matrix (P ∥ +z) with a-domain stripes (P ∥ +x) on {101} planes (45°
         walls, head-to-tail, strain-compatible); ``twin90``: one a and one c band of equal width
         (a 90° twin pair in the periodic cell); ``vortex``: P circulating in the (x, z) plane
-        around the cell centre with a core of radius ``4 wall_width_nm``.
+        around the cell centre with a core of radius ``4 wall_width_nm``. Any other name is a
+        shared specimen (:func:`scopeflow.io.specimen.load_specimen`): its P (``ps`` and the
+        width/period options unused) on this grid, whose size must equal its field of view.
     n : int
         Grid size (n, n).
     pixel_size_nm : float
@@ -82,10 +85,12 @@ def domain_structure(
         Polarization (x, y, z components).
     info : dict
         ``features`` (n, n) bool (pixels not in a uniform domain), ``c_centre`` (row, col) of a
-        point inside a c band far from the features.
+        point inside a c band far from the features (built-in structures only).
     """
     length = n * pixel_size_nm
     coord = (np.arange(n) - n / 2) * pixel_size_nm
+    if structure not in ("ac_stripes", "twin90", "vortex"):
+        return _shared_structure(structure, coord, needle or nanoregion)
     z, x = np.meshgrid(coord, coord, indexing="ij")
     if structure in ("ac_stripes", "twin90"):
         repeats = 1 if structure == "twin90" else max(1, round(length / stripe_period_nm))
@@ -136,6 +141,25 @@ def domain_structure(
     row = int(round(centre[0] / pixel_size_nm + n / 2)) % n
     col = int(round(centre[1] / pixel_size_nm + n / 2)) % n
     return p, {"features": features, "c_centre": (row, col)}
+
+
+def _shared_structure(name: str, coord: np.ndarray, extras: bool) -> tuple[np.ndarray, dict]:
+    """P [C/m²] and wall features of a shared specimen on the centred grid ``coord`` [nm]."""
+    spec = shared.load_specimen(name)
+    length = len(coord) * (coord[1] - coord[0])
+    if not np.allclose(spec["field_of_view_nm"], length, rtol=1e-6):
+        raise ValueError(
+            f"specimen {name!r}: field of view {spec['field_of_view_nm'].tolist()} nm, but the "
+            f"fpxm object grid covers {length:g} nm (set n_object * pixel_size_nm to match)"
+        )
+    if extras:
+        raise ValueError(
+            f"specimen {name!r}: needle/nanoregion belong to the built-in structures; set both "
+            "false with a shared specimen"
+        )
+    p = shared.polarization_map(spec, coord, coord) / 100.0  # µC/cm² -> C/m²
+    features = shared.domain_walls(spec, coord, coord)
+    return p, {"features": features}
 
 
 def interior_mask(p: np.ndarray, features: np.ndarray, margin_px: float) -> np.ndarray:

@@ -13,8 +13,13 @@ import numpy as np
 __all__ = ["com_mrad", "fit_linear", "apply_linear", "fit_pca_ridge", "apply_pca_ridge"]
 
 
-def com_mrad(patterns: np.ndarray, k_pixel_mrad: float) -> np.ndarray:
-    """Centre of mass of ``(n, k, k)`` patterns about the zero-angle pixel ``k // 2``.
+def com_mrad(
+    patterns: np.ndarray, k_pixel_mrad: float, center_px: tuple[float, float] | None = None
+) -> np.ndarray:
+    """Centre of mass of ``(n, k_row, k_col)`` patterns about the zero-angle pixel.
+
+    ``center_px`` is the zero-angle (direct-beam) position (row, col) [px]; ``None`` means
+    ``(k_row // 2, k_col // 2)`` (simulated patterns).
 
     Returns
     -------
@@ -22,10 +27,12 @@ def com_mrad(patterns: np.ndarray, k_pixel_mrad: float) -> np.ndarray:
         (row, col) [mrad].
     """
     p = np.asarray(patterns, np.float64)
-    k = p.shape[-1]
-    c = (np.arange(k) - k // 2) * k_pixel_mrad
+    kr, kc = p.shape[-2:]
+    r0, c0 = center_px if center_px is not None else (kr // 2, kc // 2)
+    cr = (np.arange(kr) - r0) * k_pixel_mrad
+    cc = (np.arange(kc) - c0) * k_pixel_mrad
     tot = p.sum(axis=(-2, -1)).clip(1e-12)
-    return np.stack([(p.sum(-1) * c).sum(-1) / tot, (p.sum(-2) * c).sum(-1) / tot], axis=-1)
+    return np.stack([(p.sum(-1) * cr).sum(-1) / tot, (p.sum(-2) * cc).sum(-1) / tot], axis=-1)
 
 
 def fit_linear(x: np.ndarray, y: np.ndarray) -> np.ndarray:

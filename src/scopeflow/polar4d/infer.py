@@ -72,9 +72,15 @@ def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
     device = select_device(opts.device)
     model = load_model(model_store)
     model.k_pixel_mrad = kpix  # sample the scan's own grid in mrad
+    center = scan.attrs.get("beam_center_px")  # set by ingest (found or given); None: k // 2
+    center = tuple(float(c) for c in center) if center is not None else None
+    model.k_center_px = center
     model.to(device)
-    same_grid = list(data.shape[-2:]) == list(model_store.attrs["k_shape"]) and np.isclose(
-        kpix, float(model_store.attrs["architecture"]["k_pixel_mrad"]), rtol=1e-3
+    k_shape = data.shape[-2:]
+    same_grid = (
+        list(k_shape) == list(model_store.attrs["k_shape"])
+        and np.isclose(kpix, float(model_store.attrs["architecture"]["k_pixel_mrad"]), rtol=1e-3)
+        and (center is None or np.allclose(center, (k_shape[0] // 2, k_shape[1] // 2), atol=0.05))
     )
     pca = {
         "mean": model_store["pca_mean"].values,
@@ -99,7 +105,7 @@ def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
         out["disp"][r0:r1] = mean.reshape(r1 - r0, cols, 3)
         out["sigma"][r0:r1] = sigma.reshape(r1 - r0, cols, 3)
         thick[r0:r1] = th.reshape(r1 - r0, cols)
-        out["com"][r0:r1, :, :2] = apply_linear(com_a, com_mrad(flat, kpix)).reshape(
+        out["com"][r0:r1, :, :2] = apply_linear(com_a, com_mrad(flat, kpix, center)).reshape(
             r1 - r0, cols, 2
         )
         if same_grid:

@@ -102,6 +102,8 @@ class Polar4DNet(nn.Module):
     ):
         super().__init__()
         self.k_pixel_mrad = float(k_pixel_mrad)
+        #: zero-angle pixel (row, col) of the patterns fed in; None = (k_row // 2, k_col // 2)
+        self.k_center_px: tuple[float, float] | None = None
         self.config = {
             "k_pixel_mrad": float(k_pixel_mrad), "width": width, "cart_mrad": cart_mrad,
             "max_mrad": max_mrad, "n_cart": n_cart, "n_r": n_r, "n_theta": n_theta,
@@ -124,10 +126,11 @@ class Polar4DNet(nn.Module):
         self.head = nn.Sequential(nn.Linear(n_feat, 128), nn.ReLU(inplace=True), nn.Linear(128, 9))
 
     def _sample(self, img: torch.Tensor, rc_mrad: torch.Tensor) -> torch.Tensor:
-        k = img.shape[-1]
+        kr, kc = img.shape[-2:]
+        center = self.k_center_px if self.k_center_px is not None else (kr // 2, kc // 2)
         # grid_sample wants (x=col, y=row) in [-1, 1] with align_corners=True
-        pix = rc_mrad / self.k_pixel_mrad + k // 2
-        grid = (pix / (k - 1) * 2 - 1).flip(-1)
+        pix = rc_mrad / self.k_pixel_mrad + rc_mrad.new_tensor(center)
+        grid = (pix / rc_mrad.new_tensor([kr - 1, kc - 1]) * 2 - 1).flip(-1)
         grid = grid.unsqueeze(0).expand(img.shape[0], *grid.shape)
         return nn.functional.grid_sample(img, grid, align_corners=True, padding_mode="zeros")
 

@@ -84,6 +84,19 @@ class SimulateOptions:
                                  minimum=0)  # fmt: skip
     cache_dir: str = opt("", "Directory for resumable chunks ('' = no cache)")
     seed: int = opt(1, "Random seed", minimum=0)
+    specimen: str = opt(
+        "",
+        "Shared specimen (resources/specimens/<name>.yaml or a path; '' = the texture above): "
+        "its P at the probe positions and its lamella thickness replace state/p_inplane_pm/"
+        "domain_size_cells/field_pm/thickness_cells",
+    )
+    scan_step_nm: float | None = opt(
+        None, "Probe step with a specimen (null: one unit cell)", units="nm", exclusive_minimum=0
+    )
+    born_charge_ti: float = opt(
+        7.2, "Z*_Ti turning the specimen's P into Ti off-centring (as in infer)", units="e",
+        exclusive_minimum=0,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,6 +112,12 @@ class IngestOptions:
     k_pixel_mrad: float | None = opt(None, "Override: detector pixel", units="mrad")
     convergence_mrad: float | None = opt(None, "Override: probe semi-angle", units="mrad")
     chunk_rows: int = opt(0, "Scan rows per chunk (0 = ~64 MiB)", minimum=0)
+    beam_center_px: tuple[float, ...] = opt(
+        (),
+        "Zero-angle (direct-beam) pixel (row, col); () = find it from the mean pattern's "
+        "central disk",
+        units="px",
+    )
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,19 @@ import numpy as np
 import xarray as xr
 from scipy import ndimage
 
+from scopeflow.io import specimen as shared
 from scopeflow.polar4d.cbed import LATTICE_A, CellSpec, cbed_series, k_pixel_mrad
+from scopeflow.polar4d.metrics import polarization_uc_cm2
 from scopeflow.polar4d.options import OpticsOptions, SimulateOptions, TrainSetOptions
 
-__all__ = ["cell_spec", "simulate_trainset", "simulate_scan", "polar_texture", "bin_patterns"]
+__all__ = [
+    "cell_spec",
+    "simulate_trainset",
+    "simulate_scan",
+    "polar_texture",
+    "specimen_texture",
+    "bin_patterns",
+]
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +209,45 @@ def polar_texture(opts: SimulateOptions) -> np.ndarray:
     return sm
 
 
+def specimen_texture(opts: SimulateOptions) -> tuple[np.ndarray, np.ndarray, int, dict]:
+    """Ti displacement at the probe positions of a shared specimen (:mod:`scopeflow.io.specimen`).
+
+    The scan (``scan_shape`` at ``scan_step_nm``) is centred on the specimen's field of view;
+    ``P -> u`` by ``P = e Z* u / a^3`` with ``born_charge_ti`` (:func:`polarization_uc_cm2`);
+    components in the beam frame (dx along rows, dy along cols, dz along the beam).
+
+    Returns
+    -------
+    disp : (rows, cols, 3) float64 [pm]
+    coord : (2, n) list of the row and column coordinates [nm]
+    thickness_cells : int
+        The specimen's lamella thickness in (even) unit cells.
+    info : dict
+        Specimen name and thicknesses for the store attrs.
+    """
+    spec = shared.load_specimen(opts.specimen)
+    lattice = LATTICE_A[opts.optics.material]
+    step = opts.scan_step_nm or 0.1 * lattice
+    coord = [(np.arange(n) - (n - 1) / 2) * step for n in opts.scan_shape]
+    for c, fov, name in zip(coord, spec["field_of_view_nm"], ("rows", "cols"), strict=True):
+        if c[-1] - c[0] > fov:
+            raise ValueError(
+                f"polar4d simulate: the scan spans {c[-1] - c[0]:g} nm along {name}, more than "
+                f"the field of view of specimen {spec['name']!r} ({fov:g} nm)"
+            )
+    p = shared.beam_frame(shared.polarization_map(spec, coord[0], coord[1]))
+    disp = np.moveaxis(p, 0, -1) / polarization_uc_cm2(1.0, lattice, opts.born_charge_ti)
+    cells = max(2, 2 * round(spec["lamella_thickness_nm"] / (0.2 * lattice)))
+    info = {
+        "specimen": spec["name"],
+        "specimen_material": spec["material"],
+        "lamella_thickness_nm": spec["lamella_thickness_nm"],
+        "film_thickness_nm": spec["film_thickness_nm"],
+        "frame": "dx along scan_row = P_z, dy along scan_col = P_x, dz along beam = P_y",
+    }
+    return disp, coord, cells, info
+
+
 def simulate_scan(inputs: list, opts: SimulateOptions) -> xr.Dataset:
     """Stage ``simulate``: a ``polar4d.scan`` store (same kind as ``ingest`` writes).
 
@@ -212,12 +260,17 @@ def simulate_scan(inputs: list, opts: SimulateOptions) -> xr.Dataset:
     """
     o = opts.optics
     spec = cell_spec(o)
-    disp = polar_texture(opts)
+    a_nm = 0.1 * LATTICE_A[o.material]
+    if opts.specimen:
+        disp, coord, th, extra = specimen_texture(opts)
+    else:
+        disp, extra = polar_texture(opts), {}
+        coord = [np.arange(n) * a_nm for n in disp.shape[:2]]
+        th = opts.thickness_cells + (opts.thickness_cells % 2)
     rows, cols = disp.shape[:2]
     rng = np.random.default_rng([opts.seed, 1])
     pos = 0.5 + rng.normal(0.0, opts.position_jitter, (rows, cols, 2))
     seeds = rng.integers(2**31, size=(rows, cols))
-    th = opts.thickness_cells + (opts.thickness_cells % 2)
 
     def make(r: int) -> dict:
         row = [
@@ -237,17 +290,17 @@ def simulate_scan(inputs: list, opts: SimulateOptions) -> xr.Dataset:
     key = {"opts": repr(opts), "v": 1}
     clean = np.stack([c["row"] for c in _chunked(rows, make, opts.cache_dir, key)])
     counts = rng.poisson(clean * opts.dose).astype(np.float32)
-    a_nm = 0.1 * LATTICE_A[o.material]
     kpix = k_pixel_mrad(spec) * o.bin_factor
     k = counts.shape[-1]
     kc = (np.arange(k) - k // 2) * kpix
     attrs = _optics_attrs(o, spec, kpix)
-    attrs["scan_step_nm"] = a_nm
+    attrs["scan_step_nm"] = float(coord[1][1] - coord[1][0]) if cols > 1 else a_nm
     attrs["ground_truth"] = {
         "thickness_nm": th * a_nm,
         "dose_e_per_probe": float(opts.dose),
         "thermal_model": o.thermal_model,
-        "state": opts.state,
+        "state": "specimen" if opts.specimen else opts.state,
+        **extra,
     }
     return xr.Dataset(
         {
@@ -259,8 +312,8 @@ def simulate_scan(inputs: list, opts: SimulateOptions) -> xr.Dataset:
             ),  # fmt: skip
         },
         coords={
-            "scan_row": ("scan_row", np.arange(rows) * a_nm, {"units": "nm"}),
-            "scan_col": ("scan_col", np.arange(cols) * a_nm, {"units": "nm"}),
+            "scan_row": ("scan_row", coord[0], {"units": "nm"}),
+            "scan_col": ("scan_col", coord[1], {"units": "nm"}),
             "k_row": ("k_row", kc, {"units": "mrad"}),
             "k_col": ("k_col", kc, {"units": "mrad"}),
             "component": ("component", ["dx", "dy", "dz"], {"units": "1"}),
