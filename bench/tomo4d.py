@@ -3,7 +3,8 @@
 Acceptance (issue 8): 4 seeds x 5 agglomerated brookite particles (each particle the target in
 turn, its first-tilt box given as a user would draw it), +-30 deg at 1 deg steps with drift;
 fixed-box and whole-field baselines and the oracle footprint (upper baseline) on the same data;
-a +-60 deg series; a CsPbBr3 series; timing and peak memory of track -> reduce -> index ->
+a +-60 deg series; a CsPbBr3 series; the former dense generator (rods piled up) and a
+three-times drift as stress tests; timing and peak memory of track -> reduce -> index ->
 analyze on 60 tilts x 32^2 scans x 128^2 patterns (simulate excluded).
 
 Usage: ``python bench/tomo4d.py [--quick]`` -> ``bench/results/tomo4d.json``.
@@ -104,6 +105,22 @@ def series_block(opts_list: list[SimulateOptions], targets: int) -> dict:
     return {"summary": summarise(rows), "seconds_per_target": float(np.mean(times)), "rows": rows}
 
 
+def drift_block(seeds, step: float, targets: int) -> dict:
+    """Stress test: random walk, linear drift and eucentric error all three times the default."""
+    d = SimulateOptions()
+    opts = [
+        SimulateOptions(
+            seed=s,
+            tilt_step_deg=step,
+            drift_walk_nm=3 * d.drift_walk_nm,
+            drift_linear_nm=tuple(3 * v for v in d.drift_linear_nm),
+            eucentric_error_nm=3 * d.eucentric_error_nm,
+        )
+        for s in seeds
+    ]
+    return series_block(opts, targets)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="2 seeds x 2 targets, coarser series")
@@ -126,6 +143,10 @@ def main() -> None:
         for s in seeds[:2]
     ]
     result["cspbbr3"] = series_block(cs, 2 if args.quick else 5)
+    # the former generator: centres spacing_nm apart whatever the rod shapes (rods pile up)
+    dense = [SimulateOptions(seed=s, packing="dense", tilt_step_deg=step) for s in seeds[:2]]
+    result["pm30_dense"] = series_block(dense, 2 if args.quick else 5)
+    result["pm30_drift3x"] = drift_block(seeds[:2], step, 2 if args.quick else 5)
     # end-to-end timing and memory: 60 tilts x 32^2 x 128^2, simulate excluded
     series = simulate([], SimulateOptions(seed=7, tilt_range_deg=(-29.5, 29.5), tilt_step_deg=1.0))
     result["size"] = {

@@ -1,6 +1,6 @@
 # tomo4d: 4D-STEM tomography with object tracking (Gholam et al., arXiv:2602.09768):
 # a sparse 4D-STEM tilt series -> tracked target -> summed frames -> cell, .hkl and PETS2 project.
-# simulate -> track -> reduce -> index -> export / analyze -> figures
+# simulate | ingest -> track -> reduce -> index -> export / analyze -> figures
 
 
 rule tomo4d_simulate:
@@ -25,9 +25,31 @@ rule tomo4d_simulate:
         " --params {params.json:q} --threads {threads} > {log} 2>&1"
 
 
+rule tomo4d_ingest:
+    output:
+        directory(store("tomo4d", "ingest")),
+    log:
+        log_file("tomo4d", "ingest"),
+    benchmark:
+        bench_file("tomo4d", "ingest")
+    wildcard_constraints:
+        sample=sample_pattern("tomo4d", "ingest"),
+    conda:
+        env_file("tomo4d")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        json=stage_params("tomo4d", "ingest"),
+    shell:
+        "python -m scopeflow tomo4d ingest --out {output}"
+        " --params {params.json:q} --threads {threads} > {log} 2>&1"
+
+
 rule tomo4d_track:
     input:
-        series=store("tomo4d", "simulate"),
+        series=source_store("tomo4d"),
     output:
         directory(store("tomo4d", "track")),
     log:
@@ -49,7 +71,7 @@ rule tomo4d_track:
 
 rule tomo4d_reduce:
     input:
-        series=store("tomo4d", "simulate"),
+        series=source_store("tomo4d"),
         track=store("tomo4d", "track"),
     output:
         directory(store("tomo4d", "reduce")),
@@ -117,7 +139,7 @@ rule tomo4d_export:
 
 rule tomo4d_analyze:
     input:
-        series=store("tomo4d", "simulate"),
+        series=source_store("tomo4d"),
         track=store("tomo4d", "track"),
         index=store("tomo4d", "index"),
     output:

@@ -13,7 +13,7 @@ from scopeflow.optics.kinematic import (
     structure_factors,
 )
 from scopeflow.tomo4d.geometry import ewald_vectors, tilt_rotations, to_specimen
-from scopeflow.tomo4d.lattice import index_spots, reduce_basis
+from scopeflow.tomo4d.lattice import index_spots, reduce_basis, remove_supercell, restore_weak
 from scopeflow.tomo4d.simulate import load_material
 
 
@@ -81,3 +81,64 @@ def test_dps_indexes_a_noisy_wedge_of_brookite():
     # ~500 spots of 5e-4 1/A noise: least squares pins lengths far below 0.1 %
     assert np.abs(err).max() < 1e-3
     assert inl[: len(g)].mean() > 0.95
+
+
+def _brookite_wedge(seed: int):
+    """Noisy +-30 deg wedge of a randomly oriented brookite reciprocal lattice (n, 3) [1/A]."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    basis = cell_matrix(load_material("brookite")["cell"]) @ q.T
+    recip = reciprocal_basis(basis)
+    hkl = hkl_within(recip, 0.8)
+    g = hkl @ recip
+    keep = np.abs(np.degrees(np.arctan2(g[:, 2], g[:, 1]))) % 180
+    keep = (keep < 30) | (keep > 150)
+    return basis, g[keep] + rng.normal(0, 5e-4, (keep.sum(), 3))
+
+
+@pytest.mark.parametrize("combo", [(0, 1, 2), (1, 2, 0), (2, 0, 1)])
+def test_supercell_is_halved_to_the_cell(combo):
+    basis, g = _brookite_wedge(5)
+    i, j, k = combo
+    # (b + c, b - c, a)-type supercell of twice the volume: it indexes every spot as well
+    sup = np.array([basis[i] + basis[j], basis[i] - basis[j], basis[k]])
+    found = remove_supercell(g, np.ones(len(g)), sup, 0.12, 3.0)
+    assert abs(np.linalg.det(found)) == pytest.approx(abs(np.linalg.det(basis)), rel=1e-3)
+    lens = np.sort(np.linalg.norm(found, axis=1))
+    # 5e-4 1/A noise on ~500 spots: lengths to far below 0.1 %
+    assert np.allclose(lens, np.sort(np.linalg.norm(basis, axis=1)), rtol=1e-3)
+
+
+def test_true_cell_is_not_halved():
+    basis, g = _brookite_wedge(6)
+    found = remove_supercell(g, np.ones(len(g)), basis, 0.12, 3.0)
+    # half vectors of the true cell leave half of the general reflections half-integer
+    assert np.allclose(found, basis, atol=1e-2)
+
+
+def _cubic_wedge(seed: int, n_outliers: int = 0):
+    """Noisy +-30 deg wedge of a rotated 5.87 A cubic lattice (CsPbBr3), plus random spots."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    basis = 5.87 * q.T
+    recip = reciprocal_basis(basis)
+    hkl = hkl_within(recip, 0.8)
+    g = hkl @ recip
+    keep = np.abs(np.degrees(np.arctan2(g[:, 2], g[:, 1]))) % 180
+    keep = (keep < 30) | (keep > 150)
+    g = g[keep] + rng.normal(0, 5e-4, (keep.sum(), 3))
+    return basis, np.vstack([g, rng.uniform(-0.8, 0.8, (n_outliers, 3))])
+
+
+def test_subcell_of_the_strong_reflections_is_doubled_back():
+    basis, g = _cubic_wedge(7)
+    # DPS locked on the all-even reflections: the a/2 cell; the odd ones are real and fit
+    found = restore_weak(g, basis / 2.0, 0.12)
+    assert abs(np.linalg.det(found)) == pytest.approx(5.87**3, rel=1e-3)
+
+
+def test_chance_spots_do_not_double_the_cell():
+    basis, g = _cubic_wedge(8, n_outliers=150)
+    # random spots indexed by a finer lattice by chance spread over the tolerance
+    found = restore_weak(g, basis, 0.12)
+    assert abs(np.linalg.det(found)) == pytest.approx(5.87**3, rel=1e-3)

@@ -3,9 +3,10 @@
 For each frame set (variant) of the frames store: spot search (:mod:`scopeflow.tomo4d.spots`),
 Ewald inversion with the tilt geometry, DPS indexing and least-squares cell refinement
 (:mod:`scopeflow.tomo4d.lattice`), then a refinement of the tilt-axis direction (the residual
-``|G - H B|`` minimised over the axis angle with the reciprocal basis re-fitted at each angle)
-and integration: the intensities of the indexed spots are summed per ``hkl`` over the tilts
-(Friedel mates kept apart), with Poisson sigmas.
+``|G - H B|`` minimised over the axis angle with the reciprocal basis re-fitted at each angle),
+a final cell fit on the reflections' rocking-curve centroids, and integration: the intensities
+of the indexed spots are summed per ``hkl`` over the tilts (Friedel mates kept apart), with
+Poisson sigmas.
 
 Store (kind ``tomo4d.index``): for the tracked variant a spot table along ``spot`` (``spot_frame``,
 ``spot_row``/``spot_col`` [px], ``spot_intensity`` [counts], ``spot_g`` (spot, xyz) [1/Å],
@@ -22,7 +23,7 @@ from scipy.optimize import minimize_scalar
 
 from scopeflow.optics.kinematic import cell_parameters
 from scopeflow.optics.wavelength import electron_wavelength
-from scopeflow.tomo4d.lattice import index_spots, refine_basis
+from scopeflow.tomo4d.lattice import index_spots, refine_basis, refine_merged
 from scopeflow.tomo4d.options import IndexOptions
 from scopeflow.tomo4d.spots import specimen_vectors, spot_table
 
@@ -94,6 +95,8 @@ def index_variant(frames: np.ndarray, centres: np.ndarray, tilt: np.ndarray, att
             phi = float(res.x)
             g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
             basis, hkl, inl = refine_basis(g, basis, opts.tolerance)
+        basis = refine_merged(g, spots[:, 3], basis, hkl, inl)
+        basis, hkl, inl = refine_basis(g, basis, opts.tolerance, n_iter=0)
     except (ValueError, np.linalg.LinAlgError) as err:
         out["error"] = str(err)
         return out

@@ -23,6 +23,9 @@ __all__ = [
     "choose_basis",
     "refine_basis",
     "reduce_basis",
+    "remove_supercell",
+    "restore_weak",
+    "refine_merged",
     "index_spots",
 ]
 
@@ -185,6 +188,134 @@ def reduce_basis(basis: np.ndarray) -> np.ndarray:
     return out
 
 
+def remove_supercell(
+    g: np.ndarray, w: np.ndarray, basis: np.ndarray, tol: float, d_min: float, n_iter: int = 3
+):
+    """Halve a supercell basis (3, 3) [Å] while the data allow it.
+
+    A basis spanning a supercell of the true lattice (e.g. ``b + c, b - c``) indexes every spot,
+    so the indexed fraction cannot tell it from the cell. The test is on the half vectors
+    ``r = (n . B) / 2``, ``n`` in {0, 1}^3: ``r`` is a lattice vector when ``g . r`` is an
+    integer for (nearly) every indexed spot, by count and by intensity. For the true cell half of
+    the general reflections give half-integers; a systematic absence only affects a zone, which
+    the tilt series never fills. Weak spots of a neighbour or noise, indexed by chance, dilute
+    the count but not the intensity: the thresholds are 80 % of the indexed spots and 90 % of
+    their intensity. What tells a supercell from a pseudo-centred cell (brookite's reflections
+    with one index parity are weak) is how the odd spots fit: chance coincidences spread over
+    the tolerance (median residual ~0.1), real reflections fit as well as the others, so ``r``
+    is rejected when the odd spots' median residual is below twice that of the even ones.
+    Vectors shorter than ``d_min`` [Å] are not tried (``g . r`` rounds to 0 for any short
+    ``r``). ``r`` replaces a basis vector it contains (the volume halves), then the basis is
+    reduced.
+    """
+    for _ in range(n_iter):
+        x = g @ basis.T
+        inl = np.all(np.abs(x - np.round(x)) < tol, axis=1) & np.any(np.round(x) != 0, axis=1)
+        if inl.sum() < 12:
+            break
+        gi, wi = g[inl], w[inl]
+        resid = np.abs(x - np.round(x)).max(axis=1)[inl]
+        best = None
+        for n in itertools.product((0, 1), repeat=3):
+            if not any(n):
+                continue
+            r = np.asarray(n, float) @ basis / 2.0
+            if np.linalg.norm(r) < d_min:
+                continue
+            y = gi @ r
+            ok = np.abs(y - np.round(y)) < tol
+            frac_n, frac_w = float(ok.mean()), float(wi[ok].sum() / wi.sum())
+            score = min(frac_n / 0.8, frac_w / 0.9)
+            if (~ok).sum() >= 3 and np.median(resid[~ok]) < 2.0 * np.median(resid[ok]):
+                continue  # the odd spots fit the basis as well: real weak (pseudo-centring)
+            if score >= 1.0 and (best is None or score > best[0]):
+                best = (score, n, r)
+        if best is None:
+            break
+        _, n, r = best
+        new = np.array(basis, float)
+        new[n.index(1)] = r
+        new, _, _ = refine_basis(g, reduce_basis(new), tol)
+        if np.linalg.norm(new, axis=1).min() < d_min:
+            break
+        basis = new
+    return basis
+
+
+def restore_weak(g: np.ndarray, basis: np.ndarray, tol: float, n_iter: int = 3) -> np.ndarray:
+    """Double a subcell basis (3, 3) [Å] whose finer reciprocal lattice holds real reflections.
+
+    The converse of :func:`remove_supercell`: DPS can lock on the strong reflections of a
+    pseudo-translation (CsPbBr3: h, k, l all even) and miss the weak ones. Each reciprocal half
+    vector ``(n . B*) / 2`` is tried as a lattice vector (the real cell doubles); it is kept when
+    the spots it newly indexes are many (>= 10 % of the indexed ones, at least 6) and fit as
+    well as the indexed ones (median residual below twice theirs), as real reflections do,
+    whereas chance coincidences spread over the tolerance.
+    """
+    for _ in range(n_iter):
+        x = g @ basis.T
+        inl = np.all(np.abs(x - np.round(x)) < tol, axis=1) & np.any(np.round(x) != 0, axis=1)
+        if inl.sum() < 12:
+            break
+        base_res = float(np.median(np.abs(x - np.round(x)).max(axis=1)[inl]))
+        recip = np.linalg.inv(basis).T
+        best = None
+        for n in itertools.product((0, 1), repeat=3):
+            if not any(n):
+                continue
+            new_recip = np.array(recip)
+            new_recip[n.index(1)] = np.asarray(n, float) @ recip / 2.0
+            new = np.linalg.inv(new_recip).T
+            y = g @ new.T
+            res = np.abs(y - np.round(y)).max(axis=1)
+            gained = (res < tol) & ~inl & np.any(np.round(y) != 0, axis=1)
+            n_new = int(gained.sum())
+            if n_new < max(6, 0.1 * inl.sum()):
+                continue
+            if np.median(res[gained]) < 2.0 * base_res and (best is None or n_new > best[0]):
+                best = (n_new, new)
+        if best is None:
+            break
+        basis, _, _ = refine_basis(g, reduce_basis(best[1]), tol)
+    return basis
+
+
+def refine_merged(
+    g: np.ndarray, w: np.ndarray, basis: np.ndarray, hkl: np.ndarray, inlier: np.ndarray
+) -> np.ndarray:
+    """Real basis (3, 3) [Å] fitted to each reflection's rocking-curve centroid.
+
+    A reflection is seen on several consecutive tilts while its lattice point crosses the Ewald
+    sphere; the inversion puts each partial observation on the sphere, off the lattice point by
+    its excitation error along the beam (up to the rocking width ~1/T, several times the
+    centroid error of a spot). The intensity-weighted mean of a reflection's observations is the
+    rocking-curve centroid, where the excitation error averages out (the curve is symmetric
+    in ``s``), so ``G = H B*`` is fitted on one centroid per ``hkl`` (Friedel mates apart),
+    rows weighted by the square root of the reflection's counts (the centroid's standard
+    deviation falls as 1/sqrt(counts)).
+
+    Parameters
+    ----------
+    g : (n, 3) float [1/Å] specimen-frame spots
+    w : (n,) float [counts] spot intensities
+    basis : (3, 3) float [Å], hkl : (n, 3) int, inlier : (n,) bool, from :func:`refine_basis`;
+        ``basis`` is returned unchanged when the centroids do not span 3D (too few reflections).
+    """
+    w = np.clip(np.asarray(w, float)[inlier], 1e-9, None)
+    uniq, inv = np.unique(hkl[inlier], axis=0, return_inverse=True)
+    inv = inv.ravel()
+    total = np.bincount(inv, weights=w)
+    centroid = (
+        np.stack([np.bincount(inv, weights=w * g[inlier, k]) for k in range(3)], axis=1)
+        / total[:, None]
+    )
+    sw = np.sqrt(total)[:, None]
+    if len(uniq) < 6 or np.linalg.matrix_rank(uniq) < 3:
+        return np.asarray(basis, float)
+    recip = np.linalg.lstsq(uniq * sw, centroid * sw, rcond=None)[0]
+    return np.linalg.inv(recip).T
+
+
 def index_spots(g: np.ndarray, w: np.ndarray, d_range, step_deg: float, tol: float):
     """DPS -> basis -> reduce -> refine. Returns (basis (3, 3) [Å], hkl (n, 3), inlier (n,)).
 
@@ -194,5 +325,6 @@ def index_spots(g: np.ndarray, w: np.ndarray, d_range, step_deg: float, tol: flo
     cands = dps_candidates(g, w, d_range, step_deg)
     basis = choose_basis(g, w, cands, tol, d_range[0])
     basis, _, _ = refine_basis(g, basis, tol)
-    basis = reduce_basis(basis)
-    return refine_basis(g, basis, tol)
+    basis = remove_supercell(g, w, reduce_basis(basis), tol, d_range[0])
+    basis = restore_weak(g, reduce_basis(basis), tol)
+    return refine_basis(g, reduce_basis(basis), tol)

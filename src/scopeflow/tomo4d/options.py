@@ -34,7 +34,21 @@ class SimulateOptions:
         70.0, "rod length (cube edge for CsPbBr3)", units="nm", exclusive_minimum=0
     )
     particle_width_nm: float = opt(26.0, "rod width", units="nm", exclusive_minimum=0)
-    spacing_nm: float = opt(36.0, "centre distance to a touching neighbour", units="nm", minimum=0)
+    packing: str = opt(
+        "touching",
+        "touching: each particle moved out until it touches (overlap <= max_overlap of its "
+        "footprint); dense: centres spacing_nm apart whatever the shapes (rods pile up)",
+        choices=("touching", "dense"),
+    )
+    max_overlap: float = opt(
+        0.15,
+        "largest share of a particle's footprint under its neighbours (touching)",
+        minimum=0,
+        maximum=1,
+    )
+    spacing_nm: float = opt(
+        36.0, "centre distance to a neighbour (dense packing)", units="nm", minimum=0
+    )
     tilt_range_deg: tuple[float, ...] = opt(
         (-30.0, 30.0), "first and last tilt angle", units="deg", min_items=2
     )
@@ -111,7 +125,7 @@ class TrackOptions:
         "watershed", "splitting of touching particles", choices=("watershed", "gmm", "none")
     )
     diffraction_split: bool = opt(
-        False, "refine each mask by 2-class clustering of the probes' Bragg patterns"
+        True, "refine each mask by 2-class clustering of the probes' Bragg patterns"
     )
     min_distance_px: float = opt(
         3.0, "minimum distance between particle centres for the split", units="px", minimum=1

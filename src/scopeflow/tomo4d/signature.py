@@ -31,7 +31,7 @@ def bragg_vectors(
 
 
 def split_by_diffraction(
-    vectors: np.ndarray, fg: np.ndarray, pred: np.ndarray, n_iter: int = 3
+    vectors: np.ndarray, fg: np.ndarray, pred: np.ndarray, n_iter: int = 3, grow: int = 1
 ) -> np.ndarray:
     """Target mask (row, col) bool: foreground probes near ``pred`` closer to the target class.
 
@@ -40,8 +40,10 @@ def split_by_diffraction(
     vectors : (row * col, n_bins) float, from :func:`bragg_vectors`
     fg : (row, col) bool particle foreground
     pred : (row, col) bool predicted target mask
+    n_iter : int, 2-means iterations
+    grow : int [px], how far the target may grow beyond ``pred``
     """
-    near = ndi.binary_dilation(pred) & fg
+    near = ndi.binary_dilation(pred, iterations=grow) & fg
     target = pred & fg
     if not target.any():
         return target

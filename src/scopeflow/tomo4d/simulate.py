@@ -57,15 +57,69 @@ def _random_rotation_about(axis: np.ndarray, rng: np.random.Generator) -> np.nda
     return axis_rotation(axis, rng.uniform(0, 2 * np.pi))
 
 
+def _orientation(opts: SimulateOptions, long_axis: np.ndarray, rng: np.random.Generator):
+    """Orientation U (crystal Cartesian -> specimen), semi-axes [nm] and shape of one particle."""
+    psi = rng.uniform(0, np.pi)
+    e1 = np.array([np.cos(psi), np.sin(psi), rng.normal(0, 0.1)])
+    e1 /= np.linalg.norm(e1)
+    # rotation taking the crystal long axis onto e1, then a random spin about e1
+    v = np.cross(long_axis, e1)
+    ang = np.arctan2(np.linalg.norm(v), long_axis @ e1)
+    align = axis_rotation(v if np.linalg.norm(v) > 1e-9 else np.array([1.0, 0, 0]), ang)
+    if opts.material == "brookite":
+        u = _random_rotation_about(e1, rng) @ align
+        half = np.array([opts.particle_width_nm, opts.particle_width_nm, opts.particle_length_nm])
+        return u, half / 2.0, "ellipsoid"
+    q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
+    return q * np.sign(np.linalg.det(q)), np.full(3, opts.particle_length_nm) / 2.0, "box"
+
+
+def _touching_centre(parts: list, new: dict, rng: np.random.Generator, max_overlap: float):
+    """Centre (2,) [nm] bringing ``new`` in from afar until it touches the agglomerate.
+
+    On a 2 nm grid at tilt 0 the particle comes in along a random direction towards the centroid
+    of the earlier particles and stops before more than a random share (up to ``max_overlap``)
+    of its footprint lies on their footprints: touching or partly overlapping, a compact
+    agglomerate as on a real grid (ballistic aggregation).
+    """
+    step = 2.0
+    size = max(float(np.max(p["half_nm"])) for p in [*parts, new])
+    reach = 2.0 * size * (len(parts) + 1)
+    anchor = np.mean([p["centre"][:2] for p in parts], axis=0)
+    ax = np.arange(-reach - size, reach + size + step, step)
+    xy = np.column_stack([g.ravel() + a for g, a in zip(np.meshgrid(ax, ax), anchor, strict=True)])
+    occupied = np.zeros(len(xy), bool)
+    for p in parts:
+        occupied |= particle_thickness(xy, p["centre"], p["U"].T, p["half_nm"], p["shape"]) > 0
+    allowed = rng.uniform(0.0, max_overlap)
+    ang = rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(ang), np.sin(ang)])
+    centre = anchor + reach * direction
+    for dist in np.arange(reach, -step, -step):
+        trial = anchor + dist * direction
+        near = np.abs(xy - trial).max(axis=1) <= size * np.sqrt(3)  # holds the whole particle
+        foot = particle_thickness(
+            xy[near], np.array([*trial, new["centre"][2]]), new["U"].T, new["half_nm"], new["shape"]
+        )
+        foot = foot > 0
+        if (foot & occupied[near]).sum() > allowed * max(foot.sum(), 1):
+            break
+        centre = trial
+    return centre
+
+
 def _make_particles(opts: SimulateOptions, structure: dict, rng: np.random.Generator) -> list:
     """Centres [nm] (specimen frame), orientation U (crystal Cartesian -> specimen) and shape."""
     basis = cell_matrix(structure["cell"])
     long_axis_cryst = basis[2] / np.linalg.norm(basis[2])  # brookite rods grow along c
-    parts = []
-    for i in range(opts.n_particles):
-        if i == 0:
-            centre = np.zeros(2)
-        else:  # touching a random earlier particle, not closer than 0.85 spacing to any
+    parts: list[dict] = []
+    for _ in range(opts.n_particles):
+        u, half, shape = _orientation(opts, long_axis_cryst, rng)
+        z = opts.eucentric_error_nm + rng.normal(0, 2.0)
+        new = {"centre": np.array([0.0, 0.0, z]), "U": u, "half_nm": half, "shape": shape}
+        if parts and opts.packing == "touching":
+            new["centre"][:2] = _touching_centre(parts, new, rng, opts.max_overlap)
+        elif parts:  # dense: a random neighbour's centre at spacing_nm, shapes ignored
             for _ in range(200):
                 anchor = parts[rng.integers(len(parts))]["centre"][:2]
                 ang = rng.uniform(0, 2 * np.pi)
@@ -74,33 +128,8 @@ def _make_particles(opts: SimulateOptions, structure: dict, rng: np.random.Gener
                 others = np.array([q["centre"][:2] for q in parts])
                 if np.min(np.linalg.norm(others - centre, axis=1)) >= 0.85 * opts.spacing_nm:
                     break
-        psi = rng.uniform(0, np.pi)
-        e1 = np.array([np.cos(psi), np.sin(psi), rng.normal(0, 0.1)])
-        e1 /= np.linalg.norm(e1)
-        # rotation taking the crystal long axis onto e1, then a random spin about e1
-        v = np.cross(long_axis_cryst, e1)
-        ang = np.arctan2(np.linalg.norm(v), long_axis_cryst @ e1)
-        align = axis_rotation(v if np.linalg.norm(v) > 1e-9 else np.array([1.0, 0, 0]), ang)
-        if opts.material == "brookite":
-            u = _random_rotation_about(e1, rng) @ align
-            half = np.array(
-                [opts.particle_width_nm, opts.particle_width_nm, opts.particle_length_nm]
-            )
-            shape = "ellipsoid"
-        else:
-            q, _ = np.linalg.qr(rng.normal(size=(3, 3)))
-            u = q * np.sign(np.linalg.det(q))
-            half = np.full(3, opts.particle_length_nm)
-            shape = "box"
-        z = opts.eucentric_error_nm + rng.normal(0, 2.0)
-        parts.append(
-            {
-                "centre": np.array([*centre, z]),
-                "U": u,
-                "half_nm": half / 2.0,
-                "shape": shape,
-            }
-        )
+            new["centre"][:2] = centre
+        parts.append(new)
     # centre the agglomerate in the field
     mean = np.mean([p["centre"][:2] for p in parts], axis=0)
     for p in parts:
@@ -342,7 +371,9 @@ def simulate(inputs: list, opts: SimulateOptions) -> xr.Dataset:
         raise ValueError(f"simulate: target {opts.target} >= n_particles {len(parts)}")
     foot = thickness[opts.target, 0].reshape(n_r, n_c) > 0
     rows, cols = np.nonzero(foot)
-    box = [int(rows.min()) - 1, int(cols.min()) - 1, int(rows.max()) + 2, int(cols.max()) + 2]
+    box = []  # target outside the scanned field: no box (track then needs init_box)
+    if len(rows):
+        box = [int(rows.min()) - 1, int(cols.min()) - 1, int(rows.max()) + 2, int(cols.max()) + 2]
     attrs = {
         "beam_energy_eV": float(opts.beam_energy_ev),
         "k_pixel_inv_A": float(opts.k_pixel_inv_a),

@@ -5,10 +5,14 @@ tilt; an established object tracker (OpenCV CSRT, Lukezic et al., CVPR 2017,
 doi:10.1109/CVPR.2017.515, or MIL) proposes the box on each tilt; normalised cross-correlation
 (``skimage.feature.match_template``) against the target's appearance on the previous tilt AND on
 a reference tilt ``reference_lag`` tilts back checks it, so slow appearance drift cannot walk
-the box onto a neighbour. Particles are segmented by a threshold (Otsu) and a watershed on the
-smoothed ADF image (touching particles differ in brightness); on the first tilt the blob
-nearest the box centre is the target, later the regions lying mostly inside the previous and
-the lagged masks (moved with the box) are.
+the box onto a neighbour. Segmentation stays inside the tracked box: particles are segmented by
+a threshold (Otsu) and a watershed on the smoothed ADF image; on the first tilt the blob nearest
+the box centre is the target, later the regions lying mostly inside the previous and the lagged
+masks (moved with the box) are. Touching rods of one material look alike in the ADF image, so
+by default (``diffraction_split``) the mask is split by diffraction instead
+(:mod:`scopeflow.tomo4d.signature`): on the first tilt grown from the box centre over the box's
+foreground, later from the moved previous mask; a split that loses more than half of the moved
+mask (the target's spots fading at that tilt) falls back to the segmentation.
 
 Store (kind ``tomo4d.track``): ``adf (tilt, scan_row, scan_col)`` [counts], ``mask``,
 ``mask_fixed_box`` (baseline: the first box, never moved) ``(tilt, scan_row, scan_col)`` bool,
@@ -48,11 +52,8 @@ def _labels(img: np.ndarray, split: str, min_distance: float) -> np.ndarray:
 
 def segment_in_box(img: np.ndarray, box: np.ndarray, split: str, min_distance: float) -> np.ndarray:
     """Mask (row, col) bool of the blob nearest the centre of ``box`` (row0, col0, row1, col1)."""
-    labels = _labels(img, split, min_distance)
+    labels = _labels(img, split, min_distance) * _box_mask(img, box)
     r0, c0, r1, c1 = (int(v) for v in box)
-    inbox = np.zeros(img.shape, bool)
-    inbox[max(r0, 0) : r1, max(c0, 0) : c1] = True
-    labels = labels * inbox
     centre = np.array([(r0 + r1 - 1) / 2, (c0 + c1 - 1) / 2])
     best, best_d = 0, np.inf
     for lab in np.unique(labels[labels > 0]):
@@ -61,6 +62,15 @@ def segment_in_box(img: np.ndarray, box: np.ndarray, split: str, min_distance: f
         if d < best_d:
             best, best_d = lab, d
     return labels == best if best else np.zeros(img.shape, bool)
+
+
+def _box_mask(img: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """(row, col) bool: inside ``box`` (row0, col0, row1, col1), clipped to the image."""
+    inbox = np.zeros(img.shape, bool)
+    inbox[max(int(box[0]), 0) : max(int(box[2]), 0), max(int(box[1]), 0) : max(int(box[3]), 0)] = (
+        True
+    )
+    return inbox
 
 
 def _shift(mask: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -100,14 +110,16 @@ def _match(img: np.ndarray, template: np.ndarray, guess: np.ndarray, reach: int)
     return np.array(divmod(k, score.shape[1])), float(score.flat[k])
 
 
-def _diffraction_refine(series, it: int, img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _diffraction_refine(
+    series, it: int, img: np.ndarray, mask: np.ndarray, region: np.ndarray, grow: int = 1
+) -> np.ndarray:
     pattern, pixel, counts = tilt_entries(series, it)
     n_det = int(series.attrs["detector_shape"][0])
     total = np.bincount(pixel, weights=counts, minlength=n_det * n_det).reshape(n_det, n_det)
     vec = bragg_vectors(pattern, pixel, counts, bragg_pixels(total), img.size)
     smooth = ndi.gaussian_filter(img, 1.0)
-    fg = smooth > threshold_otsu(smooth)
-    out = split_by_diffraction(vec, fg, mask)
+    fg = (smooth > threshold_otsu(smooth)) & region
+    out = split_by_diffraction(vec, fg, mask, grow=grow)
     return out if out.any() else mask
 
 
@@ -154,7 +166,15 @@ def follow(
     masks[0] = segment_in_box(adf[0], box0, opts.split, opts.min_distance_px)
     refine = opts.diffraction_split and series is not None
     if refine:
-        masks[0] = _diffraction_refine(series, 0, adf[0], masks[0])
+        # the user's box is centred on the target: its crystal is the one under the box centre,
+        # grown from there over the box's foreground by its diffraction
+        rr, cc = np.indices(adf[0].shape)
+        core = np.hypot(rr - (box0[0] + box0[2] - 1) / 2, cc - (box0[1] + box0[3] - 1) / 2)
+        core = core <= max(min(h, w) / 4.0, 1.0)
+        masks[0] = _diffraction_refine(
+            series, 0, adf[0], core, _box_mask(adf[0], box0), grow=max(h, w)
+        )
+
     patches = [adf[0, box0[0] : box0[2], box0[1] : box0[3]].copy()]
     for it in range(1, n_t):
         guess = boxes[it - 1, :2].astype(float)
@@ -175,11 +195,17 @@ def follow(
         if opts.reference_lag and it - opts.reference_lag >= 0:
             lag = it - opts.reference_lag
             predicted.append(_shift(masks[lag], tl - boxes[lag, :2]))
-        masks[it] = _select(_labels(adf[it], opts.split, opts.min_distance_px), predicted)
+        labels = _labels(adf[it], opts.split, opts.min_distance_px) * _box_mask(adf[it], boxes[it])
+        masks[it] = _select(labels, predicted)
         if not masks[it].any():  # target lost in the segmentation: keep the moved mask
             masks[it] = predicted[0]
         if refine:  # re-split the moved previous mask by diffraction (not the watershed union)
-            masks[it] = _diffraction_refine(series, it, adf[it], predicted[0])
+            region = _box_mask(adf[it], boxes[it])
+            split = _diffraction_refine(series, it, adf[it], predicted[0], region)
+            # a split far smaller than the moved mask lost the target (its spots faded at this
+            # tilt): keep the segmentation instead
+            if split.sum() >= 0.5 * predicted[0].sum():
+                masks[it] = split
         patches.append(padded[tl[0] + h : tl[0] + 2 * h, tl[1] + w : tl[1] + 2 * w].copy())
         if tracker is not None and np.abs(tl - guess).max() > 1.5:
             tracker = start(adf[it], tl)  # re-seed where the references put the target
@@ -196,6 +222,11 @@ def track(inputs: list, opts: TrackOptions) -> xr.Dataset:
     if box0.shape != (4,):
         raise ValueError(
             "track: give init_box (row0, col0, row1, col1); the store has no target_box"
+        )
+    if not (0 <= box0[0] < box0[2] <= n_r and 0 <= box0[1] < box0[3] <= n_c):
+        raise ValueError(
+            f"track: init_box {box0.tolist()} is not a box (row0, col0, row1, col1) inside the "
+            f"{n_r} x {n_c} scan"
         )
     adf = virtual_annular(series, opts.inner_px, opts.outer_px, opts.exclude_bragg)
     masks, boxes = follow(adf, box0, opts, series)
