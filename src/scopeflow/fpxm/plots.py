@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from scopeflow.figures import save_figure  # noqa: E402
 from scopeflow.fpxm.options import FiguresOptions  # noqa: E402
 
 __all__ = ["figures"]
@@ -18,13 +19,6 @@ __all__ = ["figures"]
 def _extent(ds):
     r, c = ds["obj_row"].values, ds["obj_col"].values
     return (c[0] / 1e3, c[-1] / 1e3, r[-1] / 1e3, r[0] / 1e3)  # µm
-
-
-def _save(fig, path: Path, dpi: int) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
 
 
 def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
@@ -50,7 +44,7 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
     fig.colorbar(im, ax=ax[1], label="phase (referenced) [rad]")
     for a, t in zip(ax, ("Bragg field amplitude", "phase G·u"), strict=True):
         a.set(title=t, xlabel="x [µm]", ylabel="z [µm]")
-    paths.append(_save(fig, outdir / "field.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "field.png", opts.dpi))
 
     pupil = fld["pupil_re"].values + 1j * fld["pupil_im"].values
     k = fld["k_col"].values
@@ -67,7 +61,7 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
     if noll.size:
         ax[2].bar([str(j) for j in noll], fld["zernike_coeff"].values)
     ax[2].set(title="Zernike coefficients (Noll)", xlabel="j", ylabel="rad RMS")
-    paths.append(_save(fig, outdir / "pupil.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "pupil.png", opts.dpi))
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 4.5))
     im = ax[0].imshow(ana["strain"].values[0], extent=ext, cmap="RdBu_r")
@@ -76,7 +70,7 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
     fig.colorbar(im, ax=ax[1], label="tilt across G [mrad]")
     for a, t in zip(ax, ("strain along G", "lattice tilt"), strict=True):
         a.set(title=t, xlabel="x [µm]", ylabel="z [µm]")
-    paths.append(_save(fig, outdir / "strain.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "strain.png", opts.dpi))
 
     pol = ana["polarization"].values[0]
     fig, ax = plt.subplots(1, 3, figsize=(14, 4.2))
@@ -89,5 +83,5 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
     titles = ("|P| (local LGD equilibrium)", "P_z", "sign (needs ±E)")
     for a, t in zip(ax, titles, strict=True):
         a.set(title=t, xlabel="x [µm]", ylabel="z [µm]")
-    paths.append(_save(fig, outdir / "polarization.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "polarization.png", opts.dpi))
     return paths

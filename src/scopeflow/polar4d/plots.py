@@ -10,16 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from scopeflow.figures import save_figure  # noqa: E402
 from scopeflow.polar4d.options import FiguresOptions  # noqa: E402
 
 __all__ = ["figures"]
-
-
-def _save(fig, path: Path, dpi: int) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
 
 
 def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
@@ -45,7 +39,7 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
         im = axes[1, i].imshow(sig[..., i], cmap="viridis")
         axes[1, i].set_title(f"sigma {name} [pm]")
         fig.colorbar(im, ax=axes[1, i])
-    paths.append(_save(fig, outdir / "pmap.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "pmap.png", opts.dpi))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     rr, cc = np.mgrid[: disp.shape[0], : disp.shape[1]]
     q = axes[0].quiver(cc, rr, disp[..., 1], -disp[..., 0], disp[..., 2], cmap="RdBu_r")
@@ -55,17 +49,17 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
     im = axes[1].imshow(ana["topological_density"].values, cmap="PuOr")
     axes[1].set_title("topological density")
     fig.colorbar(im, ax=axes[1])
-    paths.append(_save(fig, outdir / "vectors.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "vectors.png", opts.dpi))
     if "error_pm" in ana:
         fig, ax = plt.subplots(figsize=(5, 4))
         for i, name in enumerate(("dx", "dy", "dz")):
             ax.hist(ana["error_pm"].values[..., i].ravel(), bins=30, histtype="step", label=name)
         ax.set_xlabel("error [pm]")
         ax.legend()
-        paths.append(_save(fig, outdir / "errors.png", opts.dpi))
+        paths.append(save_figure(fig, outdir / "errors.png", opts.dpi))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(model["loss"].values)
     ax.set_xlabel("step")
     ax.set_ylabel("Gaussian NLL + aux")
-    paths.append(_save(fig, outdir / "loss.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "loss.png", opts.dpi))
     return paths

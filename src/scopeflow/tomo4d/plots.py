@@ -10,16 +10,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from scopeflow.figures import save_figure  # noqa: E402
 from scopeflow.tomo4d.options import FiguresOptions  # noqa: E402
 
 __all__ = ["figures"]
-
-
-def _save(fig, path: Path, dpi: int) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
-    return path
 
 
 def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
@@ -44,13 +38,13 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
         ax.contour(tracks["mask"][it].values.astype(float), levels=[0.5], colors="r")
         ax.set_title(f"tilt {float(tracks['tilt'][it]):.1f} deg")
         ax.axis("off")
-    paths.append(_save(fig, outdir / "tracking.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "tracking.png", opts.dpi))
     mid = frames.sizes["frame"] // 2
     fig, ax = plt.subplots(figsize=(5, 5))
     ax.imshow(np.log1p(frames["frames_tracked"][mid].values), cmap="magma")
     ax.set_title("summed target pattern (log)")
     ax.axis("off")
-    paths.append(_save(fig, outdir / "frame.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "frame.png", opts.dpi))
     g = idx["spot_g"].values
     ok = idx["spot_indexed"].values.astype(bool)
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
@@ -61,5 +55,5 @@ def figures(inputs: list, opts: FiguresOptions, outdir: Path) -> list[Path]:
         ax.set_ylabel(f"g_{'xyz'[j]} (1/A)")
         ax.set_aspect("equal")
     axes[0].legend(loc="upper right", fontsize=7)
-    paths.append(_save(fig, outdir / "reciprocal.png", opts.dpi))
+    paths.append(save_figure(fig, outdir / "reciprocal.png", opts.dpi))
     return paths
