@@ -55,8 +55,45 @@ CASES = [
         "df1mm_dose10_misaligned",
         {"defocus_nm": (-1e6, 0.0, 1e6), "dose": 10.0, "seed": 7, **PERTURB},
     ),
+    # the same case for two more noise (and misalignment) seeds: robustness
+    *[
+        (
+            f"df1mm_dose10_misaligned_seed{seed}",
+            {"defocus_nm": (-1e6, 0.0, 1e6), "dose": 10.0, "seed": seed, **PERTURB},
+        )
+        for seed in (17, 27)
+    ],
+    # 5-image series (allowed by the issue: 3-5 images) where 3 images leave the shifts weak
+    (
+        "df200um_dose100_misaligned_5images",
+        {"defocus_nm": (-2e5, -1e5, 0.0, 1e5, 2e5), "dose": 100.0, "seed": 6, **PERTURB},
+    ),
+    (
+        "df1mm_dose10_misaligned_5images",
+        {"defocus_nm": (-1e6, -5e5, 0.0, 5e5, 1e6), "dose": 10.0, "seed": 7, **PERTURB},
+    ),
     ("df2mm_5images", {"defocus_nm": (-2e6, -1e6, 0.0, 1e6, 2e6), "dose": 100.0, "seed": 8}),
 ]
+NOTES = {
+    "df200um_dose100": (
+        "the error is the noise of the lowest Fourier modes of the phase (q < 0.02 cycles/px: "
+        "0.030 for AD and TIE alike; 0.0004 AD / 0.003 TIE without noise); their information "
+        "grows as df^2 q^4, and the weak-phase Cramer-Rao bound of an unbiased estimate of "
+        "those modes is 0.0225 rel. L2 (expected; the few modes make the realised value vary "
+        "by seed): at 200 um the 0.03 acceptance sits at that floor"
+    ),
+    "shifts": (
+        "crb.* is the Cramer-Rao bound with the phase (and all else) known: a floor. A "
+        "shift-only fit with the true phase reaches it (200 um, 100 e/px: max error 0.097 "
+        "and 0.145 px vs crb 0.090, seeds 2 and 6; 1 mm, 10 e/px: 0.049 vs 0.047), so the "
+        "error measure (same frame: reference fixed, non-reference shifts zero-mean, in truth "
+        "and fit) and the bound agree; with the phase unknown the same fit errs by 0.43-0.73 "
+        "px: the relative shift is coupled to the phase, and the joint bound is well above "
+        "the floor (not computed). The shift information grows as df^2 dose: 5 evenly "
+        "spaced images add inner images at df/2 whose floor alone is 0.19 px (200 um) and "
+        "0.12 px (1 mm, 10 e/px), so they do not meet 0.1 px either"
+    ),
+}
 ACCEPT = {
     "df2mm_dose100": 0.02,
     "df1mm_dose100": 0.03,
@@ -95,7 +132,7 @@ def run_case(name: str, sim: dict, grid: dict) -> dict:
             "accuracy_ratio.tie_over_ad": out["tie.phase_rel_l2"] / out["ad.phase_rel_l2"],
         }
     )
-    if name.endswith("_misaligned"):
+    if "_misaligned" in name:
         # Cramer-Rao floor of the shifts (phase and all else known) from the noise-free series
         clean = simulate_series([], SimulateOptions(**grid, **{**sim, "dose": None}))
         mean = clean["image"].values * sim["dose"]
@@ -108,17 +145,19 @@ def run_case(name: str, sim: dict, grid: dict) -> dict:
         )
     plz = _pylorentz_tie(ds)
     out["pylorentz.tie"] = plz if plz is not None else "skipped: PyLorentz not installed"
-    base = name.removesuffix("_misaligned")
+    base = name.split("_misaligned")[0]
     if base in ACCEPT:
         out["accept.phase_rel_l2_max"] = ACCEPT[base]
         out["accept.pass_phase"] = bool(out["ad.phase_rel_l2"] <= ACCEPT[base])
         out["accept.pass_scale"] = bool(0.98 <= out["ad.phase_scale"] <= 1.02)
-        if name.endswith("_misaligned"):
+        if "_misaligned" in name:
             out["accept.pass_shift"] = bool(out["ad.shift_error_max_px"] <= 0.1)
     print(
         f"{name}: AD {out['ad.phase_rel_l2']:.4f} (scale {out['ad.phase_scale']:.4f}), "
         f"TIE {out['tie.phase_rel_l2']:.4f}, AD {out['ad.seconds']:.1f} s wall / "
-        f"{out['ad.cpu_seconds']:.1f} s CPU, {out['ad.iterations']} it",
+        f"{out['ad.cpu_seconds']:.1f} s CPU, {out['ad.iterations']} it, "
+        f"shift err {out.get('ad.shift_error_max_px', float('nan')):.3f} px, "
+        f"{out['ad.convergence']}",
         flush=True,
     )
     return out
@@ -143,6 +182,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "machine": platform.platform(),
         "note": "shared 2-core machine under load from other jobs: wall > CPU time",
+        "notes": NOTES,
         "load_average_1_5_15min_at_end": list(os.getloadavg()),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "cases": results,

@@ -87,7 +87,7 @@ def test_unregularised_ad_overfits_and_tv_does_not():
     for reg in ("none", "tv"):
         m = _model(ds, {"phase", "log_amp", "gain"})
         m.set_phase(tie)
-        lam = 3.75 * 2 / 3  # the reconstruct default scaled to <df^2> = 2/3 mm^2
+        lam = 3.75 * 2 / 3  # the 100 e/px reconstruct default at <df^2> = 2/3 mm^2
         obj = Objective(m, "poisson", lam, 0.02, 4.0, reg == "tv")
         optimize(obj, max_iter=150, tol=1e-6, progress=False)
         errs[reg] = rel_l2_meanfree(m.phase_map(m.params).numpy(), truth)

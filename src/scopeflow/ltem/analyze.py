@@ -155,6 +155,8 @@ def analyze(inputs: list[xr.Dataset], opts: AnalyzeOptions) -> xr.Dataset:
         "chi2_per_pixel",
         "tv_weight",
         "phase_debias_factor",
+        "tv_highpass_weight",
+        "tv_highpass_band_cycles_per_px",
         "convergence",
         "optimizer",
     ):

@@ -128,8 +128,8 @@ class AdOptions:
     regularization: str = opt("tv", "phase/amplitude regulariser", choices=("tv", "none"))
     tv_weight: float = opt(
         3.75,
-        "smoothed-TV weight per pixel (NLL units) at an rms defocus of 1 mm; "
-        "scaled by (rms defocus / 1 mm)^tv_defocus_power",
+        "smoothed-TV weight per pixel (NLL units) at an rms defocus of 1 mm and 100 counts/px; "
+        "scaled by (rms defocus / 1 mm)^tv_defocus_power (dose / 100)",
         minimum=0,
     )
     tv_defocus_power: float = opt(
@@ -143,6 +143,15 @@ class AdOptions:
         True,
         "after the regularised fit, refit one global factor of the phase by maximum "
         "likelihood (undoes the TV shrinkage of the phase contrast)",
+    )
+    tv_highpass_weight: float = opt(
+        10.0,
+        "weight at 100 counts/px of a second smoothed-TV term on the phase high-passed above "
+        "its ~sqrt(N) lowest Fourier modes (N measured pixels; at most 0.7x the first "
+        "contrast-transfer zero), independent of defocus, scaled by sqrt(dose / 100): "
+        "suppresses noise fitting beyond the first zero without shrinking the low "
+        "frequencies (0: off)",
+        minimum=0,
     )
     tv_weight_rule: str = opt(
         "fixed",

@@ -35,6 +35,8 @@ from scopeflow.ltem.ad import (
     Objective,
     debias_phase_scale,
     discrepancy_search,
+    effective_dose,
+    low_frequency_band,
     noise_variance,
     optimize,
 )
@@ -50,8 +52,11 @@ __all__ = ["reconstruct", "run_ad", "check_series", "in_focus_log_amplitude"]
 log = logging.getLogger(__name__)
 
 #: Defocus at which ``tv_weight`` applies as is (1 mm):
-#: lambda = tv_weight (rms df / this)^tv_defocus_power.
+#: lambda = tv_weight (rms df / this)^tv_defocus_power (dose / TV_REFERENCE_DOSE).
 TV_REFERENCE_DEFOCUS_NM = 1e6
+#: Dose [counts/px] at which ``tv_weight`` and ``tv_highpass_weight`` apply as is:
+#: lambda_hp = tv_highpass_weight sqrt(dose / this) (:mod:`scopeflow.ltem.ad`).
+TV_REFERENCE_DOSE = 100.0
 
 _REFINE = {
     "log_amp": "refine_amplitude",
@@ -160,13 +165,24 @@ def run_ad(
             model.set_phase(start[0])
     if ad.amplitude_start == "in_focus":
         model.set_log_amplitude(in_focus_log_amplitude(series[0], ad.amplitude_smoothing_px))
-    # The data's information on the phase grows as df^2 below the first CTF zero (TIE regime,
-    # where the phase's energy lies); beyond it, where TV fights noise fitting, it does not.
-    # Measured (Bloch skyrmion, 100 e/px, 3 images): power 2 (lambda 0.1 at 200 um, 2.5 at
-    # 1 mm, 10 at 2 mm) meets 1-2 mm; a constant lambda = 2.5 fails 2 mm misaligned (0.022)
-    # and, converged, shrinks the 200 um phase (the low frequencies carry little information).
+    # The data's information on the phase grows as df^2 dose below the first CTF zero (TIE
+    # regime, where the phase's energy lies): lambda follows it (power 2), so it shrinks the
+    # low frequencies alike at every defocus and dose; beyond the zero, where TV fights noise
+    # fitting, the information does not grow with df: the high-pass term (defocus-free,
+    # ~sqrt(dose)) does that (scopeflow.ltem.ad). Measured (Bloch skyrmion, 3 images): a
+    # constant lambda = 3.75 shrinks the 200 um phase (0.045 after the scale debias); lambda =
+    # 0.1 there alone fits noise at high frequencies (0.038).
     df2 = float(np.mean(np.concatenate([np.asarray(s.defocus) ** 2 for s in series])))
     rms_rel = math.sqrt(df2) / TV_REFERENCE_DEFOCUS_NM
+    free_band = 0.0
+    if ad.tv_highpass_weight > 0:
+        free_band = low_frequency_band(
+            model.shape,
+            sum(int(s.images.numel()) for s in series),
+            np.concatenate([np.asarray(s.defocus) for s in series]),
+            micro["wavelength"],
+            micro["pixel_size"],
+        )
     objective = Objective(
         model,
         likelihood,
@@ -174,7 +190,12 @@ def run_ad(
         ad.tv_epsilon_rad,
         ad.amplitude_tv_factor,
         ad.regularization == "tv",
+        ad.tv_highpass_weight,
+        free_band,
     )
+    dose_rel = effective_dose(objective) / TV_REFERENCE_DOSE
+    objective.tv_weight *= dose_rel
+    objective.highpass_weight *= math.sqrt(dose_rel)
     if ad.tv_weight_rule == "discrepancy" and ad.regularization == "tv":
         info = discrepancy_search(objective, max_iter=ad.max_iter, tol=ad.tol, progress=progress)
     else:
@@ -190,6 +211,7 @@ def run_ad(
     info["phase_debias_factor"] = 1.0
     if ad.debias_scale and ad.regularization == "tv" and objective.tv_weight > 0:
         info["phase_debias_factor"] = debias_phase_scale(objective)
+    info["tv_highpass_band_cycles_per_px"] = free_band
     info["chi2_per_pixel"] = objective.chi2_per_pixel(model.params)
     return model, objective, info
 
@@ -342,6 +364,8 @@ def reconstruct(inputs: list[xr.Dataset], opts: ReconstructOptions) -> xr.Datase
             "tv_weight": float(info["tv_weight"]),
             "chi2_per_pixel": float(info["chi2_per_pixel"]),
             "phase_debias_factor": float(info["phase_debias_factor"]),
+            "tv_highpass_weight": float(objective.highpass_weight),
+            "tv_highpass_band_cycles_per_px": float(info["tv_highpass_band_cycles_per_px"]),
             "likelihood": likelihood,
             "uncertainty": unc,
             "device": str(device),
