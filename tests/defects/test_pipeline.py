@@ -63,6 +63,11 @@ def test_pipeline_runs_end_to_end(movie, tmp_path):
     det = _roundtrip(det, tmp_path / "det.zarr")
     assert det["nn_row"].dims == ("nn_point",)
     assert det["lattice_vectors"].shape == (6, 2, 2)
+    # the temporal table keeps every per-frame detection but the single S vacancies, which it
+    # places on S sites (sublattice 1)
+    other = det["nn_class"].values != V_S
+    assert (det["nn_temporal_class"].values != V_S).sum() == other.sum()
+    assert (det["nn_temporal_sublattice"].values[det["nn_temporal_class"].values == V_S] == 1).all()
     cls = _roundtrip(
         STAGES["classify"].func([det, movie], ClassifyOptions(source="baseline")),
         tmp_path / "cls.zarr",
@@ -75,6 +80,7 @@ def test_pipeline_runs_end_to_end(movie, tmp_path):
     metrics = res.attrs["metrics"]
     for key in (
         "detect.nn.f1.V_S",
+        "detect.nn_temporal.f1.V_S",
         "detect.baseline.f1.V_S",
         "detect.nn.frames_per_second",
         "track.purity",

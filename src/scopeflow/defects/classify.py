@@ -32,6 +32,7 @@ from scipy.spatial import cKDTree
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
+from scopeflow.defects.detect import TABLE_FIELDS
 from scopeflow.defects.lattice import A_WS2, DEFECT_CLASSES, MO, OBJECT_NAMES, V_S, V_S2, d_ws
 from scopeflow.defects.options import ClassifyOptions
 from scopeflow.defects.scoring import match_points
@@ -207,7 +208,7 @@ def _table(det: xr.Dataset, source: str) -> dict[str, np.ndarray]:
             f"defects classify: the detections store has no '{source}' table "
             f"(methods: {det.attrs.get('methods')})"
         )
-    return {k[len(prefix) :]: det[k].values for k in det.data_vars if k.startswith(prefix)}
+    return {k: det[prefix + k].values for k in TABLE_FIELDS}
 
 
 def _truth_objects(movie: xr.Dataset, frame: np.ndarray, pos: np.ndarray, radius: float):

@@ -27,6 +27,7 @@ from scopeflow.defects.baseline import detect_frame_baseline
 from scopeflow.defects.lattice import (
     A_WS2,
     BG,
+    V_S,
     V_S2,
     V_W,
     align_basis,
@@ -35,6 +36,7 @@ from scopeflow.defects.lattice import (
     unwrap_origins,
 )
 from scopeflow.defects.options import DetectOptions
+from scopeflow.defects.temporal import combine_sites, site_evidence
 from scopeflow.defects.unet import blobs, build_model, predict
 from scopeflow.nn import fold_batchnorm, load_state_bytes, select_device
 
@@ -178,6 +180,74 @@ def _append(table: dict, det: dict, frame: int, vectors: np.ndarray, origin: np.
     table["sublattice"].append(sub.astype(np.int8))
 
 
+#: frames whose temporally combined vacancies one hidden-Markov fit decides, and the frames of
+#: context on each side: a vacancy stays ~3.5 frames on a site (leaving probability ~0.28), so
+#: evidence 16 frames away changes a posterior by < 0.72**16 ~ 0.5 %; windows bound the memory of
+#: long movies (a 40-frame movie is one window)
+TEMPORAL_WINDOW, TEMPORAL_PAD = 64, 16
+
+
+def _temporal_windows(
+    table: dict[str, list],
+    evidence: dict[int, tuple[np.ndarray, np.ndarray]],
+    first: int,
+    available: int,
+    vecs: np.ndarray,
+    origins: np.ndarray,
+    threshold: float,
+    fits: list[dict[str, float]],
+) -> int:
+    """Append the temporally combined single S vacancies of every complete window to ``table``.
+
+    Windows of :data:`TEMPORAL_WINDOW` frames from ``first`` are decided once the frames up to
+    :data:`TEMPORAL_PAD` past their end have evidence (``available`` frames so far); each is
+    fitted (:func:`scopeflow.defects.temporal.combine_sites`) with that context on both sides.
+    A vacancy is placed on its S site in the frame's lattice fit, so it follows the drift.
+    Evidence no longer needed as context is dropped from ``evidence``.
+
+    Parameters
+    ----------
+    evidence : dict
+        Frame -> (S-site indices (m, 2), vacancy probabilities (m,)).
+    fits : list
+        Receives the fitted ``p_birth, p10, prior`` of every window.
+
+    Returns
+    -------
+    int
+        The first frame still undecided.
+    """
+    nf = len(vecs)
+    while first < nf:
+        core = min(nf, first + TEMPORAL_WINDOW)
+        lo, hi = max(0, first - TEMPORAL_PAD), min(nf, core + TEMPORAL_PAD)
+        if available < hi:
+            break
+        fr = [f for f in range(lo, hi) if f in evidence]
+        frames = np.concatenate([np.full(len(evidence[f][1]), f - lo, np.int64) for f in fr])
+        ij = np.concatenate([evidence[f][0] for f in fr])
+        q = np.concatenate([evidence[f][1] for f in fr])
+        res = combine_sites(frames, ij, q, hi - lo, threshold)
+        keep = (res["frame"] + lo >= first) & (res["frame"] + lo < core)
+        f = res["frame"][keep] + lo
+        si, sj = res["site_i"][keep], res["site_j"][keep]
+        pos = np.einsum("nk,nkl->nl", np.stack([si, sj], 1) + 1.0 / 3.0, vecs[f]) + origins[f]
+        n = len(f)
+        table["frame"].append(f.astype(np.int32))
+        table["row"].append(pos[:, 0].astype(np.float32))
+        table["col"].append(pos[:, 1].astype(np.float32))
+        table["class"].append(np.full(n, V_S, np.int8))
+        table["score"].append(res["score"][keep].astype(np.float32))
+        table["site_i"].append(si.astype(np.int32))
+        table["site_j"].append(sj.astype(np.int32))
+        table["sublattice"].append(np.ones(n, np.int8))
+        fits.append({k: float(res[k]) for k in ("p_birth", "p10", "prior")})
+        first = core
+        for old in [g for g in evidence if g < first - TEMPORAL_PAD]:
+            del evidence[old]
+    return first
+
+
 def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     """Stage ``detect``: a ``defects.detections`` store.
 
@@ -191,7 +261,12 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     -------
     xarray.Dataset
         Tables ``nn_<field>`` along ``nn_point`` and ``baseline_<field>`` along
-        ``baseline_point`` with fields :data:`TABLE_FIELDS` (row/col in px, class codes of
+        ``baseline_point``, and with ``temporal`` ``nn_temporal_<field>`` along
+        ``nn_temporal_point`` (the network table with its single S vacancies replaced by the
+        hop-coupled per-site chains of :mod:`scopeflow.defects.temporal`, placed on the
+        frame's fitted S site, fitted in windows of :data:`TEMPORAL_WINDOW` frames; attrs
+        ``temporal_vacancy_model``: fitted ``p_birth, p10, prior`` (window means) and
+        ``windows``), with fields :data:`TABLE_FIELDS` (row/col in px, class codes of
         :mod:`scopeflow.defects.lattice`, score in [0, 1], lattice site (i, j, sublattice 0 metal
         / 1 S)), dask-backed (read from a temporary directory that lives as long as the process);
         ``lattice_vectors (frame, basis, axis)`` and ``lattice_origin (frame, axis)``
@@ -205,6 +280,8 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     nf = image.sizes["frame"]
     a_px = A_WS2 / ps
     methods = ("nn", "baseline") if opts.method == "both" else (opts.method,)
+    if "nn" in methods and opts.temporal:
+        methods = ("nn", "nn_temporal", *methods[1:])
     device = select_device(opts.device)
     model = depth = None
     if "nn" in methods:
@@ -220,6 +297,8 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     seconds = dict.fromkeys(methods, 0.0)
     vecs, origins = np.zeros((nf, 2, 2)), np.zeros((nf, 2))
     t_fit = 0.0
+    evidence: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    undecided, fits, t_hmm = 0, [], 0.0
     for start in range(0, nf, opts.chunk_frames):
         stop = min(nf, start + opts.chunk_frames)
         chunk = np.asarray(image.isel(frame=slice(start, stop)).values, np.float32)
@@ -245,7 +324,24 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
                         blobs(prob[k], opts.min_score), prob[k, BG], vecs[f], opts.min_neighbour
                     )
                     _append(tables["nn"], det, f, vecs[f], origins[f])
+                    if "nn_temporal" in methods:  # every class but V_S as detected per frame
+                        other = {k: v[det["class"] != V_S] for k, v in det.items()}
+                        _append(tables["nn_temporal"], other, f, vecs[f], origins[f])
+                        evidence[f] = site_evidence(prob[k], vecs[f], origins[f])
             seconds["nn"] += time.perf_counter() - t0
+            if "nn_temporal" in methods:
+                t0 = time.perf_counter()
+                undecided = _temporal_windows(
+                    tables["nn_temporal"],
+                    evidence,
+                    undecided,
+                    stop,
+                    vecs,
+                    origins,
+                    opts.temporal_threshold,
+                    fits,
+                )
+                t_hmm += time.perf_counter() - t0
         if "baseline" in methods:
             t0 = time.perf_counter()
             for k in range(stop - start):
@@ -257,6 +353,8 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
             seconds["baseline"] += time.perf_counter() - t0
         for m in methods:  # tables go to disk per chunk: memory stays flat as the movie grows
             _spill(tables[m], spill, m)
+    if "nn_temporal" in methods:
+        seconds["nn_temporal"] = seconds["nn"] + t_hmm
     ds = xr.Dataset(
         {
             "lattice_vectors": (("frame", "basis", "axis"), vecs, {"units": "px"}),
@@ -277,4 +375,9 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     for key in ("pixel_size", "frame_time", "dose", "electron_dose"):
         ds.attrs[key] = movie.attrs.get(key)
     ds.attrs.update(methods=list(methods), device=str(device), lattice_constant_A=A_WS2)
+    if fits:  # mean over the windows
+        ds.attrs["temporal_vacancy_model"] = {
+            **{k: float(np.mean([w[k] for w in fits])) for k in fits[0]},
+            "windows": len(fits),
+        }
     return ds

@@ -142,7 +142,8 @@ def fit_lattice_fft(frame: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndar
     b2 = _refine_peak(p, jy, jx)
     bmat = np.stack([b1, b2])  # rows b1, b2 in cycles/px, (row, col)
     amat = np.linalg.inv(bmat).T  # rows a1, a2 with a_i . b_j = delta_ij
-    phases = np.array([np.angle(_dft_at(img * win, b)) for b in (b1, b2)])
+    windowed = img * win
+    phases = np.array([np.angle(_dft_at(windowed, b)) for b in (b1, b2)])
     # F(b) ~ sum exp(-2 pi i b.r): a site at r0 gives phase -2 pi b.r0
     frac = -phases / (2 * np.pi)
     origin = frac @ amat
@@ -198,7 +199,8 @@ def _dft_at(img: np.ndarray, b: np.ndarray) -> complex:
     ny, nx = img.shape
     ey = np.exp(-2j * np.pi * b[0] * np.arange(ny))
     ex = np.exp(-2j * np.pi * b[1] * np.arange(nx))
-    return complex(ey @ img @ ex)
+    row = ey.real @ img + 1j * (ey.imag @ img)  # two real products: no complex copy of img
+    return complex(row @ ex)
 
 
 def align_basis(vectors: np.ndarray, reference: np.ndarray) -> np.ndarray:

@@ -120,6 +120,18 @@ class DetectOptions:
         minimum=0,
         maximum=1,
     )
+    temporal: bool = opt(
+        True,
+        "Also write the 'nn_temporal' table: single S vacancies from a two-state hidden Markov "
+        "model per S lattice site over the frames (network evidence, switching rates fitted)",
+    )
+    temporal_threshold: float = opt(
+        0.7,
+        "Smallest posterior of a temporally combined single S vacancy; chosen for the best F1 "
+        "on a validation movie (seed 7), not the benchmark movie",
+        exclusive_minimum=0,
+        maximum=1,
+    )
     min_distance: float = opt(
         0.7, "Baseline peak-finding minimum distance (< d_WS / 2)", units="Å", exclusive_minimum=0
     )
@@ -130,7 +142,12 @@ class DetectOptions:
 class ClassifyOptions:
     """Unsupervised classes of defect objects: GMM (BIC) on lattice-aligned canonical crops."""
 
-    source: str = opt("nn", "Which detections table to classify", choices=("nn", "baseline"))
+    source: str = opt(
+        "nn",
+        "Which detections table to classify (nn_temporal: network with single S vacancies "
+        "combined over frames; its hop kinetics are biased, so kinetics use nn)",
+        choices=("nn", "nn_temporal", "baseline"),
+    )
     shells: int = opt(
         1,
         "Lattice-site shells around the centre in the crop (1: 4 sites, 2: 10, 3: 13)",
