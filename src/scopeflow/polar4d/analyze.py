@@ -11,6 +11,7 @@ import numpy as np
 import xarray as xr
 
 from scopeflow.io.store import has_ground_truth
+from scopeflow.polar4d.infer import block_sum
 from scopeflow.polar4d.metrics import displacement_metrics
 from scopeflow.polar4d.options import AnalyzeOptions
 
@@ -59,6 +60,7 @@ def analyze_stage(inputs: list[xr.Dataset], opts: AnalyzeOptions) -> xr.Dataset:
             np.nanmean(np.linalg.norm(pmap["polarization"].values, axis=-1))
         ),
         "born_charge_ti": float(pmap.attrs["born_charge_ti"]),
+        "infer.input": str(pmap.attrs.get("input", "single probe position")),
     }
     for k, v in model.attrs.get("validation", {}).items():
         metrics[f"validation.{k}"] = v
@@ -73,7 +75,9 @@ def analyze_stage(inputs: list[xr.Dataset], opts: AnalyzeOptions) -> xr.Dataset:
         "topological_density": (dims, q.astype(np.float32), {"units": "1/cell^2"}),
     }
     if has_ground_truth(scan) and "true_disp_pm" in scan:
-        truth = scan["true_disp_pm"].values.reshape(-1, 3)
+        n = int(pmap.attrs.get("cell_block", 1))  # the truth averaged over each mapped cell
+        true_map = block_sum(scan["true_disp_pm"].values, n) / n**2
+        truth = true_map.reshape(-1, 3)
         thr = opts.sign_threshold_pm
         metrics.update(displacement_metrics(disp.reshape(-1, 3), truth, "", thr))
         metrics.update(
@@ -86,15 +90,13 @@ def analyze_stage(inputs: list[xr.Dataset], opts: AnalyzeOptions) -> xr.Dataset:
         mm = displacement_metrics(mean, truth, "mean.", thr)
         metrics.update(mm)
         metrics["dz.mean_baseline_rmse_pm"] = mm["mean.dz.rmse_pm"]
-        true_ang = angle_to_111_deg(scan["true_disp_pm"].values)
+        true_ang = angle_to_111_deg(true_map)
         metrics["rotation.true_median_angle_to_111_deg"] = float(np.median(true_ang))
-        metrics["topology.true_total_charge"] = float(
-            np.sum(topological_density(scan["true_disp_pm"].values))
-        )
+        metrics["topology.true_total_charge"] = float(np.sum(topological_density(true_map)))
         sig = pmap["sigma_pm"].values.reshape(-1, 3)
         z = (disp.reshape(-1, 3) - truth) / sig.clip(1e-6)
         metrics["uncertainty.z_rms"] = float(np.sqrt(np.nanmean(z**2)))
-        err = (disp - scan["true_disp_pm"].values).astype(np.float32)
+        err = (disp - true_map).astype(np.float32)
         out["error_pm"] = (("scan_row", "scan_col", "component"), err, {"units": "pm"})
     ds = xr.Dataset(out, coords={"scan_row": pmap["scan_row"], "scan_col": pmap["scan_col"]})
     if "error_pm" in out:

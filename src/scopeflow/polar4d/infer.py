@@ -21,7 +21,7 @@ from scopeflow.polar4d.metrics import polarization_uc_cm2
 from scopeflow.polar4d.model import Polar4DNet, predict
 from scopeflow.polar4d.options import InferOptions
 
-__all__ = ["load_model", "infer_scan"]
+__all__ = ["load_model", "infer_scan", "cell_block", "block_sum"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,44 @@ def _k_pixel(scan: xr.Dataset) -> float:
     return float(scan.attrs["k_pixel_mrad"])
 
 
+def cell_block(scan: xr.Dataset, lattice_A: float) -> int:
+    """Probes per unit-cell edge of a scan: ``n = a / scan_step``, required to be an integer.
+
+    A sum of the patterns over a uniform ``n x n`` grid spanning one cell is the cell's
+    position-averaged pattern whatever the grid's offset to the lattice
+    (:func:`scopeflow.polar4d.simulate.pacbed`), so it needs no knowledge of where the atoms are.
+    """
+    step = scan.attrs.get("scan_step_nm")
+    if step is None:
+        raise ValueError(
+            "polar4d infer: cell_average needs the scan step: the scan has no 'scan_step_nm' "
+            "attribute (set ingest scan_step_nm)"
+        )
+    ratio = 0.1 * lattice_A / float(step)
+    n = int(round(ratio))
+    if n < 1 or abs(ratio - n) > 0.02 * n:
+        raise ValueError(
+            f"polar4d infer: cell_average needs an integer number of probes per unit cell, got "
+            f"lattice {lattice_A:g} Å / scan step {10 * float(step):g} Å = {ratio:.3f}"
+        )
+    return n
+
+
+def block_sum(a: np.ndarray, n: int) -> np.ndarray:
+    """Sum ``n x n`` blocks over the first two axes (incomplete edge blocks dropped).
+
+    Parameters
+    ----------
+    a : (rows, cols, ...) array
+
+    Returns
+    -------
+    (rows // n, cols // n, ...) array
+    """
+    r, c = a.shape[0] // n, a.shape[1] // n
+    return a[: r * n, : c * n].reshape(r, n, c, n, *a.shape[2:]).sum(axis=(1, 3))
+
+
 def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
     """Stage ``infer``: a ``polar4d.pmap`` store.
 
@@ -61,8 +99,10 @@ def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
     xarray.Dataset
         ``disp_pm (scan_row, scan_col, component)`` and ``sigma_pm`` [pm],
         ``polarization (scan_row, scan_col, component)`` [µC/cm²], ``thickness_nm``,
-        ``com_disp_pm`` / ``pca_disp_pm`` baselines [pm]; attrs ``patterns_per_second``,
-        ``born_charge_ti``, ``device``.
+        ``com_disp_pm`` / ``pca_disp_pm`` baselines [pm]; attrs ``patterns_per_second`` (network
+        inputs per second), ``cell_block`` (probes per cell edge summed into one input; 1 = one
+        P per probe), ``input``, ``born_charge_ti``, ``device``. With cell averaging the maps
+        have one pixel per unit cell at the mean coordinates of its probes.
     """
     scan, model_store = inputs
     data = scan["data"]
@@ -89,15 +129,23 @@ def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
         "intercept": model_store["pca_intercept"].values,
     }
     com_a = model_store["com_matrix"].values
-    rows, cols = data.shape[:2]
-    out = {n: np.full((rows, cols, 3), np.nan, np.float32) for n in ("disp", "sigma", "com", "pca")}
+    lattice = float(scan.attrs.get("lattice_A", model_store.attrs.get("lattice_A", 3.947)))
+    averaged = opts.cell_average == "on" or (
+        opts.cell_average == "auto" and int(model_store.attrs.get("position_grid", 0)) > 0
+    )
+    n = cell_block(scan, lattice) if averaged else 1
+    rows, cols = data.shape[0] // n, data.shape[1] // n
+    step = n * max(1, opts.chunk_rows // n)  # whole cells per read
+    out = {v: np.full((rows, cols, 3), np.nan, np.float32) for v in ("disp", "sigma", "com", "pca")}
     thick = np.full((rows, cols), np.nan, np.float32)
     seconds = 0.0
-    for r0 in range(0, rows, opts.chunk_rows):
-        r1 = min(rows, r0 + opts.chunk_rows)
-        block = np.asarray(data[r0:r1].values, np.float32)
+    for s0 in range(0, rows * n, step):
+        s1 = min(rows * n, s0 + step)
+        block = np.asarray(data[s0:s1].values, np.float32)
         if not np.all(np.isfinite(block)):
-            raise ValueError(f"polar4d infer: NaN/inf in the scan data at scan rows {r0}-{r1 - 1}")
+            raise ValueError(f"polar4d infer: NaN/inf in the scan data at scan rows {s0}-{s1 - 1}")
+        block = block_sum(block, n) if n > 1 else block
+        r0, r1 = s0 // n, s1 // n
         flat = block.reshape(-1, *block.shape[-2:])
         t0 = time.perf_counter()
         mean, sigma, th = predict(model, torch.from_numpy(flat).to(device), tta=opts.tta)
@@ -111,8 +159,11 @@ def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
         if same_grid:
             out["pca"][r0:r1] = apply_pca_ridge(pca, flat).reshape(r1 - r0, cols, 3)
         log.info("polar4d infer: rows %d-%d of %d", r0, r1 - 1, rows)
-    lattice = float(scan.attrs.get("lattice_A", model_store.attrs.get("lattice_A", 3.947)))
     dims = ("scan_row", "scan_col", "component")
+    coords = [
+        scan[d].values[: m * n].reshape(m, n).mean(1)
+        for d, m in zip(dims[:2], (rows, cols), strict=True)
+    ]
     pol = polarization_uc_cm2(out["disp"], lattice, opts.born_charge_ti).astype(np.float32)
     return xr.Dataset(
         {
@@ -124,12 +175,16 @@ def infer_scan(inputs: list[xr.Dataset], opts: InferOptions) -> xr.Dataset:
             "pca_disp_pm": (dims, out["pca"], {"units": "pm", "long_name": "PCA + ridge"}),
         },
         coords={
-            "scan_row": scan["scan_row"],
-            "scan_col": scan["scan_col"],
+            "scan_row": ("scan_row", coords[0], scan["scan_row"].attrs),
+            "scan_col": ("scan_col", coords[1], scan["scan_col"].attrs),
             "component": ("component", ["dx", "dy", "dz"], {"units": "1"}),
         },
         attrs={
             "patterns_per_second": float(rows * cols / max(seconds, 1e-9)),
+            "cell_block": n,
+            "input": f"position-averaged over {n}x{n} probes per unit cell"
+            if averaged
+            else "single probe position",
             "tta": bool(opts.tta),
             "born_charge_ti": float(opts.born_charge_ti),
             "lattice_A": lattice,

@@ -54,6 +54,15 @@ class TrainSetOptions:
     position_jitter: float = opt(
         0.15, "Probe offset from the Ti column, uniform +-", units="cell", minimum=0
     )
+    position_grid: int = opt(
+        0,
+        "n > 0: one position-averaged (PACBED) pattern per structure and thickness, the mean over "
+        "an n x n uniform grid of probes spanning one unit cell at a random offset (invariant to "
+        "where the scan sits on the lattice once n exceeds the highest probe-position harmonic: "
+        "n >= 5 at 300 keV, 10 mrad; replaces positions_per_structure/position_jitter); "
+        "0 = single-probe patterns",
+        minimum=0,
+    )
     max_tilt_mrad: float = opt(1.0, "Beam tilt uniform +- per component", units="mrad", minimum=0)
     max_defocus_A: float = opt(20.0, "Probe defocus uniform +-", units="Å", minimum=0)
     chunk_structures: int = opt(8, "Structures per resumable chunk", minimum=1)
@@ -82,6 +91,12 @@ class SimulateOptions:
     dose: float = opt(1e4, "Electrons per probe position", units="e", exclusive_minimum=0)
     position_jitter: float = opt(0.05, "Probe offset from the Ti column (rms)", units="cell",
                                  minimum=0)  # fmt: skip
+    probes_per_cell: int = opt(
+        1,
+        "n > 1: an n x n probe grid per unit cell (step a / n) instead of one probe near each Ti "
+        "column, for position-averaged inference (texture mode, not with a specimen)",
+        minimum=1,
+    )
     cache_dir: str = opt("", "Directory for resumable chunks ('' = no cache)")
     seed: int = opt(1, "Random seed", minimum=0)
     specimen: str = opt(
@@ -145,6 +160,14 @@ class InferOptions:
 
     chunk_rows: int = opt(4, "Scan rows per batch", minimum=1)
     tta: bool = opt(False, "Test-time 4mm symmetry averaging (8x cost)")
+    cell_average: str = opt(
+        "auto",
+        "'on': sum the patterns of each unit cell (n x n probes, n = lattice / scan step, which "
+        "must be an integer) into one position-averaged pattern and map one P per cell; 'off': "
+        "one P per probe position; 'auto': 'on' when the model was trained on position-averaged "
+        "patterns (trainset position_grid > 0)",
+        choices=("auto", "on", "off"),
+    )
     born_charge_ti: float = opt(
         7.2, "Born effective charge of Ti (Z*) for P = e Z* u / V", units="e"
     )

@@ -35,6 +35,7 @@ __all__ = [
     "polar_texture",
     "specimen_texture",
     "bin_patterns",
+    "pacbed",
 ]
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,29 @@ def bin_patterns(p: np.ndarray, f: int) -> np.ndarray:
     return q.reshape(*q.shape[:-2], m, f, m, f).sum(axis=(-3, -1))
 
 
+def pacbed(p: np.ndarray) -> np.ndarray:
+    """Position-averaged CBED: the mean over the probe-position axis, kept as a length-1 axis.
+
+    Over a uniform ``n x n`` grid spanning one unit cell the mean equals the cell average of the
+    pattern for any grid offset, as long as ``n`` exceeds the highest lattice harmonic of the
+    pattern-vs-probe-position function: only overlaps of disks ``g`` apart carry position
+    dependence, so the harmonics stop at ``|g| <= 2 alpha / lambda`` (10.2 nm^-1 at 300 keV,
+    10 mrad: order 3 of a 0.39 nm cell, plus ~1e-3 of order 4 from abTEM's soft aperture edge),
+    hence ``n >= 5`` there. LeBeau et al., Ultramicroscopy 110, 118 (2010),
+    doi:10.1016/j.ultramic.2009.10.001.
+
+    Parameters
+    ----------
+    p : (n_thickness, n_positions, k, k) array
+        Patterns of one structure.
+
+    Returns
+    -------
+    (n_thickness, 1, k, k) array
+    """
+    return p.mean(axis=1, keepdims=True)
+
+
 def _chunked(n_chunks: int, make: Callable[[int], dict], cache_dir: str, key: dict) -> list[dict]:
     """Run ``make(i)`` for every chunk, caching results as npz under a key-hash folder."""
     folder = None
@@ -125,6 +149,13 @@ def simulate_trainset(inputs: list, opts: TrainSetOptions) -> xr.Dataset:
     m = opts.positions_per_structure
     pos = 0.5 + rng.uniform(-opts.position_jitter, opts.position_jitter, (n, m, 2))
     seeds = rng.integers(2**31, size=n)
+    if opts.position_grid:
+        # a uniform n x n grid over one cell at a random offset, averaged below (drawn last so
+        # the draws of the single-probe mode stay as they were)
+        g = opts.position_grid
+        grid = np.stack(np.meshgrid(np.arange(g) / g, np.arange(g) / g, indexing="ij"), -1)
+        pos = rng.uniform(0.0, 1.0, (n, 1, 1, 2)) + grid[None]
+        pos = pos.reshape(n, g * g, 2)
     cells = np.asarray(opts.thickness_cells, int)
     cs = opts.chunk_structures
     n_chunks = -(-n // cs)
@@ -136,13 +167,15 @@ def simulate_trainset(inputs: list, opts: TrainSetOptions) -> xr.Dataset:
                 spec, disp[s], cells, pos[s], thermal=o.thermal_model, tilt_mrad=tilt[s],
                 defocus_A=defocus[s], n_configs=o.n_configs, seed=int(seeds[s]),
             )  # fmt: skip
+            if opts.position_grid:
+                p = pacbed(p)
             rows.append(bin_patterns(p, o.bin_factor))
         return {"patterns": np.stack(rows).astype(np.float32)}
 
     key = {"opts": repr(opts), "v": 1}
     chunks = _chunked(n_chunks, make, opts.cache_dir, key)
     pats = np.concatenate([c["patterns"] for c in chunks])  # (n, thick, m, k, k)
-    nt = len(cells)
+    nt, m = len(cells), pats.shape[2]
     a_nm = 0.1 * LATTICE_A[o.material]
     k = pats.shape[-1]
     flat = pats.reshape(n * nt * m, k, k)
@@ -168,7 +201,7 @@ def simulate_trainset(inputs: list, opts: TrainSetOptions) -> xr.Dataset:
             "component": ("component", ["dx", "dy", "dz"], {"units": "1"}),
             "axis": ("axis", ["x", "y"], {"units": "1"}),
         },
-        attrs=_optics_attrs(o, spec, kpix),
+        attrs={**_optics_attrs(o, spec, kpix), "position_grid": int(opts.position_grid)},
     )
 
 
@@ -261,15 +294,22 @@ def simulate_scan(inputs: list, opts: SimulateOptions) -> xr.Dataset:
     o = opts.optics
     spec = cell_spec(o)
     a_nm = 0.1 * LATTICE_A[o.material]
+    g = opts.probes_per_cell
     if opts.specimen:
+        if g > 1:
+            raise ValueError("polar4d simulate: probes_per_cell > 1 needs the texture mode")
         disp, coord, th, extra = specimen_texture(opts)
     else:
-        disp, extra = polar_texture(opts), {}
-        coord = [np.arange(n) * a_nm for n in disp.shape[:2]]
+        # n x n probes per cell: every probe of a cell sees that cell's displacement
+        disp = np.repeat(np.repeat(polar_texture(opts), g, axis=0), g, axis=1)
+        extra = {"probes_per_cell": g}
+        coord = [np.arange(n) * a_nm / g for n in disp.shape[:2]]
         th = opts.thickness_cells + (opts.thickness_cells % 2)
     rows, cols = disp.shape[:2]
     rng = np.random.default_rng([opts.seed, 1])
     pos = 0.5 + rng.normal(0.0, opts.position_jitter, (rows, cols, 2))
+    sub = np.stack(np.meshgrid(np.arange(rows) % g, np.arange(cols) % g, indexing="ij"), -1)
+    pos = pos + sub / g  # the probe's place in its cell (0 for one probe per cell)
     seeds = rng.integers(2**31, size=(rows, cols))
 
     def make(r: int) -> dict:

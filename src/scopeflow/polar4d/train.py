@@ -172,6 +172,7 @@ def train_model(inputs: list[xr.Dataset], opts: TrainOptions) -> xr.Dataset:
             "validation": validation,
             "validation_dose": VALIDATION_DOSE,
             "thermal_model": ts.attrs.get("thermal_model", "unknown"),
+            "position_grid": int(ts.attrs.get("position_grid", 0)),
             "train_seconds": seconds,
             "device": str(device),
             "training": dataclasses.asdict(opts),
