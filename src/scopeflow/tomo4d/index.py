@@ -4,9 +4,10 @@ For each frame set (variant) of the frames store: spot search (:mod:`scopeflow.t
 Ewald inversion with the tilt geometry, DPS indexing and least-squares cell refinement
 (:mod:`scopeflow.tomo4d.lattice`), then a refinement of the tilt-axis direction (the residual
 ``|G - H B|`` minimised over the axis angle with the reciprocal basis re-fitted at each angle),
-a final cell fit on the reflections' rocking-curve centroids, and integration: the intensities
-of the indexed spots are summed per ``hkl`` over the tilts (Friedel mates kept apart), with
-Poisson sigmas.
+a cell fit on the reflections' rocking-curve centroids, a final fit of the cell and tilt axis
+on the detector positions of every spot (:mod:`scopeflow.tomo4d.refine`), and integration:
+the intensities of the indexed spots are summed per ``hkl`` over the tilts (Friedel mates kept
+apart), with Poisson sigmas.
 
 Store (kind ``tomo4d.index``): for the tracked variant a spot table along ``spot`` (``spot_frame``,
 ``spot_row``/``spot_col`` [px], ``spot_intensity`` [counts], ``spot_g`` (spot, xyz) [1/Å],
@@ -25,6 +26,7 @@ from scopeflow.optics.kinematic import cell_parameters
 from scopeflow.optics.wavelength import electron_wavelength
 from scopeflow.tomo4d.lattice import index_spots, refine_basis, refine_merged
 from scopeflow.tomo4d.options import IndexOptions
+from scopeflow.tomo4d.refine import refine_detector
 from scopeflow.tomo4d.spots import specimen_vectors, spot_table
 
 __all__ = ["index", "index_variant", "merge_reflections"]
@@ -96,6 +98,11 @@ def index_variant(frames: np.ndarray, centres: np.ndarray, tilt: np.ndarray, att
             g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
             basis, hkl, inl = refine_basis(g, basis, opts.tolerance)
         basis = refine_merged(g, spots[:, 3], basis, hkl, inl)
+        basis, hkl, inl = refine_basis(g, basis, opts.tolerance, n_iter=0)
+        basis, phi, _ = refine_detector(
+            spots, centres, tilt, hkl, inl, basis, phi, dk, lam, radius, fit_axis=opts.refine_axis
+        )
+        g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
         basis, hkl, inl = refine_basis(g, basis, opts.tolerance, n_iter=0)
     except (ValueError, np.linalg.LinAlgError) as err:
         out["error"] = str(err)
