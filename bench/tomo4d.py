@@ -5,7 +5,10 @@ turn, its first-tilt box given as a user would draw it), +-30 deg at 1 deg steps
 fixed-box and whole-field baselines and the oracle footprint (upper baseline) on the same data;
 a +-60 deg series; a CsPbBr3 series; the former dense generator (rods piled up) and a
 three-times drift as stress tests; timing and peak memory of track -> reduce -> index ->
-analyze on 60 tilts x 32^2 scans x 128^2 patterns (simulate excluded).
+analyze on 60 tilts x 32^2 scans x 128^2 patterns (simulate excluded). Per block and frame set
+the targets are counted as correct, flagged (no cell reported: the frames are not one crystal's,
+with how many of those flagged cells would have been correct), wrong cell reported, or failed;
+lengths and angles are over the correct reported cells.
 
 Usage: ``python bench/tomo4d.py [--quick]`` -> ``bench/results/tomo4d.json``.
 """
@@ -69,6 +72,21 @@ def summarise(rows: list[dict]) -> dict:
     for prefix in ("cell", "baseline.fixed_box", "baseline.whole_field", "baseline.oracle"):
         ok = [r.get(f"{prefix}.correct_fraction", 0.0) for r in rows]
         out[f"{prefix}.correct_fraction"] = float(np.mean(ok))
+        # no cell reported because the frames are not one crystal's (consistency check), vs a
+        # cell reported that is not the target's
+        flagged = [r.get(f"{prefix}.consistent", 1) == 0 for r in rows]
+        reported = [f"{prefix}.a" in r for r in rows]
+        out[f"{prefix}.n_correct"] = int(sum(v == 1.0 for v in ok))
+        out[f"{prefix}.n_flagged"] = int(sum(flagged))
+        out[f"{prefix}.n_flagged_was_correct"] = int(
+            sum(r.get(f"{prefix}.rejected_was_correct", 0) for r in rows)
+        )
+        out[f"{prefix}.n_wrong_reported"] = int(
+            sum(rep and v != 1.0 for rep, v in zip(reported, ok, strict=True))
+        )
+        out[f"{prefix}.n_failed"] = int(
+            sum(not rep and not fl for rep, fl in zip(reported, flagged, strict=True))
+        )
         good = [r for r in rows if r.get(f"{prefix}.correct_fraction", 0.0) == 1.0]
         if good:
             lerr = [r[f"{prefix}.length_error_max_pct"] for r in good]
@@ -97,6 +115,7 @@ def series_block(opts_list: list[SimulateOptions], targets: int) -> dict:
             cpu.append(dc)
             print(
                 f"seed {so.seed} target {t}: tracked {m.get('cell.correct_fraction')} "
+                f"consistent {m.get('cell.consistent')} "
                 f"fixed {m.get('baseline.fixed_box.correct_fraction')} "
                 f"whole {m.get('baseline.whole_field.correct_fraction')} "
                 f"oracle {m.get('baseline.oracle.correct_fraction')} "

@@ -73,6 +73,19 @@ def completeness(hkl: np.ndarray, basis: np.ndarray, g_max: float) -> float:
     return float(n_obs / max(n_exp, 1))
 
 
+def _errors(basis: np.ndarray, truth: dict) -> dict:
+    u = np.asarray(truth["orientation"][truth["target"]])
+    return compare_cell(basis, cell_matrix(truth["cell"]) @ u.T)
+
+
+def _correct(err: dict, opts: AnalyzeOptions) -> bool:
+    return bool(
+        err["length_err_pct"].max() <= opts.length_tol_pct
+        and err["angle_err_deg"].max() <= opts.angle_tol_deg
+        and err["orientation_err_deg"].max() <= opts.orientation_tol_deg
+    )
+
+
 def analyze(inputs: list, opts: AnalyzeOptions) -> xr.Dataset:
     """Analyze stage: inputs (series, track, index) -> metrics in ``attrs["metrics"]``."""
     series, tracks, idx = inputs
@@ -82,9 +95,20 @@ def analyze(inputs: list, opts: AnalyzeOptions) -> xr.Dataset:
     for variant, cell in cells.items():
         prefix = "cell" if variant == "tracked" else f"baseline.{variant}"
         metrics[f"{prefix}.n_spots"] = int(cell["n_spots"])
+        if "consistent" in cell:
+            metrics[f"{prefix}.consistent"] = int(cell["consistent"])
+            metrics[f"{prefix}.min_window_fraction"] = float(
+                np.nanmin(np.array(cell["window_fraction"], dtype=float))
+            )
         if "cell" not in cell:
+            if cell.get("error"):
+                metrics[f"{prefix}.error"] = str(cell["error"])
             if truth is not None:
                 metrics[f"{prefix}.correct_fraction"] = 0.0
+                if "rejected_basis" in cell:
+                    # was the flagged cell the target's? (a check that flags good cells costs)
+                    err = _errors(np.asarray(cell["rejected_basis"]), truth)
+                    metrics[f"{prefix}.rejected_was_correct"] = int(_correct(err, opts))
             continue
         basis = np.asarray(cell["basis"])
         for name, val in zip(("a", "b", "c", "alpha", "beta", "gamma"), cell["cell"], strict=True):
@@ -93,15 +117,8 @@ def analyze(inputs: list, opts: AnalyzeOptions) -> xr.Dataset:
         metrics[f"{prefix}.tilt_axis_deg"] = float(cell["axis_deg"])
         if truth is None:
             continue
-        u = np.asarray(truth["orientation"][truth["target"]])
-        true_axes = cell_matrix(truth["cell"]) @ u.T
-        err = compare_cell(basis, true_axes)
-        ok = (
-            err["length_err_pct"].max() <= opts.length_tol_pct
-            and err["angle_err_deg"].max() <= opts.angle_tol_deg
-            and err["orientation_err_deg"].max() <= opts.orientation_tol_deg
-        )
-        metrics[f"{prefix}.correct_fraction"] = float(ok)
+        err = _errors(basis, truth)
+        metrics[f"{prefix}.correct_fraction"] = float(_correct(err, opts))
         metrics[f"{prefix}.length_error_max_pct"] = float(err["length_err_pct"].max())
         metrics[f"{prefix}.length_error_median_pct"] = float(np.median(err["length_err_pct"]))
         metrics[f"{prefix}.angle_error_max_deg"] = float(err["angle_err_deg"].max())

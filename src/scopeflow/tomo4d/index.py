@@ -7,16 +7,23 @@ Ewald inversion with the tilt geometry, DPS indexing and least-squares cell refi
 a cell fit on the reflections' rocking-curve centroids, a final fit of the cell and tilt axis
 on the detector positions of every spot (:mod:`scopeflow.tomo4d.refine`), and integration:
 the intensities of the indexed spots are summed per ``hkl`` over the tilts (Friedel mates kept
-apart), with Poisson sigmas.
+apart), with Poisson sigmas. A cell that leaves a tilt window's spots unexplained (the frames
+are not one crystal's: the track switched particles) is not reported
+(:mod:`scopeflow.tomo4d.consistency`): ``consistent = 0``, the reason in ``error``, a warning in
+the log, no indexed spots and no reflections.
 
 Store (kind ``tomo4d.index``): for the tracked variant a spot table along ``spot`` (``spot_frame``,
 ``spot_row``/``spot_col`` [px], ``spot_intensity`` [counts], ``spot_g`` (spot, xyz) [1/Å],
 ``spot_hkl`` (spot, hkl), ``spot_indexed``) and the merged reflections along ``reflection``
 (``hkl``, ``intensity``, ``sigma``, ``n_obs``); ``attrs["cells"][variant]`` holds cell parameters,
-the real basis in the specimen frame [Å], the refined tilt axis and indexing statistics.
+the real basis in the specimen frame [Å], the refined tilt axis, indexing statistics,
+``consistent`` and ``window_fraction`` (indexed intensity share per tilt window); a flagged
+variant has ``rejected_basis`` (for diagnosis) instead of ``cell``/``basis``.
 """
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import xarray as xr
@@ -24,12 +31,15 @@ from scipy.optimize import minimize_scalar
 
 from scopeflow.optics.kinematic import cell_parameters
 from scopeflow.optics.wavelength import electron_wavelength
+from scopeflow.tomo4d.consistency import check_consistency
 from scopeflow.tomo4d.lattice import index_spots, refine_basis, refine_merged
 from scopeflow.tomo4d.options import IndexOptions
 from scopeflow.tomo4d.refine import refine_detector
 from scopeflow.tomo4d.spots import specimen_vectors, spot_table
 
 __all__ = ["index", "index_variant", "merge_reflections"]
+
+log = logging.getLogger(__name__)
 
 
 def _axis_residual(phi, spots, centres, tilt, dk, lam, hkl, inl):
@@ -126,11 +136,26 @@ def index(inputs: list, opts: IndexOptions) -> xr.Dataset:
         r = index_variant(frames, centres, tilt, frames_ds.attrs, opts)
         cell = {"n_spots": len(r["spots"]), "axis_deg": r["axis_deg"], "error": r["error"]}
         if r["basis"] is not None:
+            chk = check_consistency(
+                r["spots"][:, 0],
+                r["spots"][:, 3],
+                r["inlier"],
+                len(tilt),
+                opts.check_windows,
+                opts.min_window_fraction,
+            )
             cell.update(
-                cell=cell_parameters(r["basis"]).tolist(),
-                basis=r["basis"].tolist(),
+                consistent=int(chk["consistent"]),
+                window_fraction=chk["window_fraction"],
                 indexed_fraction=float(r["inlier"].mean()),
             )
+            if chk["consistent"]:
+                cell.update(cell=cell_parameters(r["basis"]).tolist(), basis=r["basis"].tolist())
+            else:
+                # kept for diagnosis only: analyze and export treat the variant as unindexed
+                cell.update(rejected_basis=r["basis"].tolist(), error=chk["reason"])
+                r["inlier"] = np.zeros_like(r["inlier"])
+                log.warning("index %s: no cell reported: %s", v, chk["reason"])
         cells[v] = cell
         if main is None:
             main = (v, r)

@@ -160,6 +160,16 @@ class IndexOptions:
     )
     tolerance: float = opt(0.12, "max |hkl - round(hkl)| of an indexed spot", exclusive_minimum=0)
     refine_axis: bool = opt(True, "refine the tilt-axis direction")
+    check_windows: int = opt(
+        4, "contiguous tilt windows in which the cell must index the spots", minimum=1
+    )
+    min_window_fraction: float = opt(
+        0.15,
+        "least indexed share of the spot intensity in every tilt window, else the frames are "
+        "not one crystal's and no cell is reported",
+        minimum=0,
+        maximum=1,
+    )
     variants: tuple[str, ...] = opt(
         ("tracked", "fixed_box", "whole_field", "oracle"),
         "frame sets to index (those present in the frames store)",
