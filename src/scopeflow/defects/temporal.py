@@ -17,8 +17,9 @@ Hops couple the chains: a vacancy that leaves its site lands on one of its six S
 (:func:`fit_switching`). Measured on the dose-20 acceptance movie (512^2, 40 frames, jitter
 0.5 px): single-S-vacancy F1 0.925 per frame (network blobs), 0.959 with independent chains,
 0.964 with hop-coupled chains (0.964 on a validation movie, seed 7). The fitted leaving
-probability (0.27 per frame) is below the simulated hop rate (0.40): the chains still smooth
-away some short stays, so hop kinetics from this table are biased low (D -17 %) and the
+probability (0.27 per frame) is close to the truth's (0.26 of the vacancy-frames leave their site;
+the simulated hop rate of 0.40 per frame includes blocked hops), but the thresholded posteriors
+still lose some one-frame stays, so hop kinetics from this table are biased low (D -17 %) and the
 kinetics stage uses the per-frame table.
 """
 
