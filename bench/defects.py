@@ -1,6 +1,7 @@
 """Benchmark of the defects technique: accuracy vs truth, network vs classical baseline, speed.
 
     python bench/defects.py [--quick] [--model STORE] [--train-threads 2]
+    python bench/defects.py --kinetics-coverage 100
 
 Simulates the acceptance movie (512^2 px, 40 frames, dose 20 counts at a W peak, 0.2 Å/px,
 0.5 px scan jitter, background 0.1, beam damage from frame 28), trains the network with the
@@ -76,13 +77,75 @@ def throughput(model: xr.Dataset, threads: int, n_frames: int, size: int) -> dic
     }
 
 
+#: confusion measured by classify on the dose-20 benchmark movie (rows true static Mo, Mo-V_S,
+#: Mo-V_S2, Mo-2V_S; columns those labels and "other"), counts of commit 465f069's bench run
+BENCH_CONFUSION = np.array(
+    [[256, 65, 2, 16, 0], [23, 297, 3, 29, 0], [6, 3, 268, 3, 0], [0, 27, 4, 201, 0]], float
+)
+
+
+def kinetics_coverage(n_seeds: int, memories=(0.0, 0.15, 0.3), n_boot: int = 200) -> dict:
+    """Coverage of the transition-matrix intervals over simulated complexes with known truth.
+
+    Complexes switch by the movie simulator's kinetics
+    (:func:`scopeflow.defects.kinetics_sim.labelled_complexes`, 30 complexes + 15 static Mo,
+    40 frames, like the benchmark movie) and are labelled through the benchmark's measured
+    confusion with a label memory along tracks; for each memory, the fraction of the 9 x
+    ``n_seeds`` nominal-95 % intervals that hold the true matrix, and the mean absolute error,
+    for the uncorrected matrix, the correction with label memory (the stage's) and the
+    independent-error matrix method.
+    """
+    from scopeflow.defects.kinetics_sim import labelled_complexes
+    from scopeflow.defects.transitions import transition_analysis
+
+    p = np.asarray(SimulateOptions().transition).reshape(3, 3)
+    conf = BENCH_CONFUSION / BENCH_CONFUSION.sum(1, keepdims=True)
+    out = {"n_seeds": n_seeds, "n_boot": n_boot, "confidence": 0.95, "confusion": conf.tolist()}
+    for mem in memories:
+        acc = {"uncorrected": [], "corrected": [], "corrected_independent_errors": []}
+        err = {k: [] for k in acc}
+        for seed in range(n_seeds):
+            track, frame, label, true = labelled_complexes(seed, p, conf, mem)
+            for memory, keys in ((True, ("uncorrected", "corrected")), (False, ("corrected",))):
+                r = transition_analysis(
+                    track, frame, label, true, 3, n_boot=n_boot, confidence=0.95,
+                    rng=np.random.default_rng(seed), memory=memory,
+                )  # fmt: skip
+                for key in keys:
+                    name = key if memory else "corrected_independent_errors"
+                    acc[name].append(((p >= r[key + "_lo"]) & (p <= r[key + "_hi"])).mean())
+                    err[name].append(np.abs(r[key] - p).mean())
+        out[f"memory_{mem}"] = {
+            k: {"coverage": float(np.mean(acc[k])), "mean_abs_error": float(np.mean(err[k]))}
+            for k in acc
+        }
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small movie, short training")
     ap.add_argument("--model", help="reuse a trained defects.model Zarr store")
     ap.add_argument("--train-threads", type=int, default=2)
     ap.add_argument("--save-model", help="write the trained model store here")
+    ap.add_argument(
+        "--kinetics-coverage",
+        type=int,
+        metavar="N_SEEDS",
+        help="only measure the transition-interval coverage over N_SEEDS simulated processes "
+        "and merge it into the results JSON (key kinetics_coverage)",
+    )
     args = ap.parse_args()
+    if args.kinetics_coverage:
+        t0 = time.perf_counter()
+        cov = kinetics_coverage(args.kinetics_coverage)
+        cov["seconds"] = time.perf_counter() - t0
+        cov["load_average"] = os.getloadavg()
+        res = json.loads(OUT.read_text()) if OUT.exists() else {}
+        res["kinetics_coverage"] = cov
+        OUT.write_text(json.dumps(res, indent=1, default=float))
+        print(json.dumps(cov, indent=1, default=float))
+        return
     res: dict = {
         "load_average_start": os.getloadavg(),
         "cpu_count": os.cpu_count(),

@@ -2,16 +2,9 @@
 
 import numpy as np
 
-from scopeflow.defects.kinetics import (
-    correct_counts,
-    fit_msd,
-    hop_estimate,
-    hop_sq,
-    msd_pooled,
-    normalise,
-    transition_counts,
-)
+from scopeflow.defects.kinetics import fit_msd, hop_estimate, hop_sq, msd_pooled
 from scopeflow.defects.lattice import A_WS2
+from scopeflow.defects.transitions import transition_analysis
 
 _NEIGH = np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1)])
 
@@ -85,48 +78,45 @@ def _markov(rng, p, n_tracks, n_frames):
 P = np.array([[0.80, 0.12, 0.08], [0.15, 0.75, 0.10], [0.10, 0.15, 0.75]])
 
 
-def _bootstrap(rng, groups, frame, state, conf=None, n=200):
-    """Bootstrap (over tracks) 2.5/97.5 % quantiles and standard deviation of the estimate."""
-    out = []
-    for _ in range(n):
-        gs = [groups[k] for k in rng.integers(len(groups), size=len(groups))]
-        c = transition_counts(gs, frame, state, 3)
-        out.append(normalise(c if conf is None else correct_counts(c, conf)))
-    out = np.array(out)
-    lo, hi = np.quantile(out, [0.025, 0.975], axis=0)
-    return lo, hi, out.std(0)
+def _analysis(rng, track, frame, label, true=None):
+    """Configurations 0..2 as labels 1..3 (0 would be a static Mo); 200 bootstrap resamples."""
+    return transition_analysis(
+        track, frame, label + 1, None if true is None else true + 1, 3,
+        n_boot=200, confidence=0.95, rng=rng,
+    )  # fmt: skip
 
 
 def test_pooled_transition_counts_recover_matrix():
     rng = np.random.default_rng(2)
     frame, track, state = _markov(rng, P, 40, 40)
-    groups = _groups(track)
-    p_hat = normalise(transition_counts(groups, frame, state, 3))
-    lo, hi, _ = _bootstrap(rng, groups, frame, state)
+    res = _analysis(rng, track, frame, state)
+    assert res["counts"].sum() == 40 * 39
     # 1560 transitions, ~520 per row: binomial sd sqrt(0.2*0.8/520) = 0.018; 4 sd
-    assert np.abs(p_hat - P).max() < 0.075
+    assert np.abs(res["uncorrected"] - P).max() < 0.075
     # most entries' 95 % intervals hold the truth (9 entries: allow one miss)
-    assert ((P >= lo) & (P <= hi)).sum() >= 8
+    assert ((P >= res["uncorrected_lo"]) & (P <= res["uncorrected_hi"])).sum() >= 8
+    # without truth there is no confusion to correct with
+    assert np.isnan(res["corrected"]).all()
 
 
 def test_misclassification_bias_and_correction():
     rng = np.random.default_rng(3)
     frame, track, state = _markov(rng, P, 120, 40)
-    # 5 % misclassification: each state is reported as each other one 2.5 % of the time
-    conf = np.full((3, 3), 0.025) + np.eye(3) * (1 - 3 * 0.025)
+    # 5 % misclassification, independent from frame to frame: each state is reported as each
+    # other one 2.5 % of the time
     obs = state.copy()
     flip = rng.random(len(state)) < 0.05
     obs[flip] = (state[flip] + rng.integers(1, 3, size=flip.sum())) % 3
-    groups = _groups(track)
-    counts = transition_counts(groups, frame, obs, 3)
-    p_unc = normalise(counts)
-    p_cor = normalise(correct_counts(counts, conf * 1000))
-    _, _, sd_u = _bootstrap(rng, groups, frame, obs)
-    lo_c, hi_c, sd_c = _bootstrap(rng, groups, frame, obs, conf * 1000)
+    res = _analysis(rng, track, frame, obs, state)
+    sd_u = (res["uncorrected_hi"] - res["uncorrected_lo"]) / (2 * 1.96)
+    sd_c = (res["corrected_hi"] - res["corrected_lo"]) / (2 * 1.96)
     # errors at both ends of a pair move ~10 % of a row's mass off the diagonal: the diagonal is
     # biased by ~0.06-0.08, ~5x the bootstrap sd (~0.012 with 4680 transitions)
-    assert (np.abs(np.diag(p_unc) - np.diag(P)) / np.diag(sd_u)).min() > 3
+    assert (np.abs(np.diag(res["uncorrected"]) - np.diag(P)) / np.diag(sd_u)).min() > 3
+    # the label memory is measured as ~0 (errors here are independent): from ~1500 pairs per
+    # state that repeat their label 90 % of the time its sd is ~0.0075 / (1 - 0.904) ~ 0.08
+    assert res["rho"][1:].max() < 0.25
     # after correction every entry is within 3.5 sd of the truth (P(any of 9 beyond) ~ 0.4 %)
-    assert (np.abs(p_cor - P) / sd_c).max() < 3.5
+    assert (np.abs(res["corrected"] - P) / sd_c).max() < 3.5
     # and the truth lies in most 95 % intervals (9 entries: expect 0-1 misses, allow 2)
-    assert ((P >= lo_c) & (P <= hi_c)).sum() >= 7
+    assert ((P >= res["corrected_lo"]) & (P <= res["corrected_hi"])).sum() >= 7

@@ -317,11 +317,14 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
             t0 = time.perf_counter()
             for b in range(0, stop - start, opts.batch_frames):
                 x = torch.from_numpy(chunk[b : b + opts.batch_frames]).to(device)
-                prob = predict(model, x, depth).cpu().numpy()
+                prob, arg = (t.cpu().numpy() for t in predict(model, x, depth))
                 for k in range(len(prob)):
                     f = start + b + k
                     det = drop_rim_vacancies(
-                        blobs(prob[k], opts.min_score), prob[k, BG], vecs[f], opts.min_neighbour
+                        blobs(prob[k], opts.min_score, arg[k]),
+                        prob[k, BG],
+                        vecs[f],
+                        opts.min_neighbour,
                     )
                     _append(tables["nn"], det, f, vecs[f], origins[f])
                     if "nn_temporal" in methods:  # every class but V_S as detected per frame

@@ -11,28 +11,25 @@ Diffusion of free single S vacancies (2-D: ``<dr^2> = 4 D dt``):
 
 Transitions between Mo + vacancy configurations: counts ``C[k, l]`` of consecutive-frame pairs
 pooled over all tracks (pooled counts, not per-trajectory normalised matrices), ``P = C / row
-sums``. Misclassification with confusion ``M[k, o] = P(observed o | true k)`` gives
-``E[C_obs] = M^T C M``, so the corrected counts are ``M^-T C_obs M^-1`` (negative entries
-clipped) before normalising. Intervals: percentile bootstrap over tracks.
+sums``; the correction for misclassification (with a confusion that has memory along a track,
+measured from objects matched to ground truth) is :mod:`scopeflow.defects.transitions`.
+Intervals: percentile bootstrap over tracks (for the corrected matrix the confusion is
+re-measured in every resample).
 """
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import xarray as xr
 
 from scopeflow.defects.lattice import A_WS2, COMPLEX_NAMES, MO, V_S
 from scopeflow.defects.options import KineticsOptions
+from scopeflow.defects.transitions import nan_quantiles, transition_analysis
 
 __all__ = [
     "hop_sq",
     "msd_pooled",
     "fit_msd",
-    "transition_counts",
-    "correct_counts",
-    "normalise",
     "kinetics_stage",
 ]
 
@@ -92,58 +89,37 @@ def fit_msd(msd: np.ndarray, count: np.ndarray) -> tuple[float, float]:
     return float(coef[0]), float(coef[1])
 
 
-def transition_counts(groups, frame, state, n_states: int) -> np.ndarray:
-    """Pooled counts of state pairs in consecutive frames of the same track."""
-    c = np.zeros((n_states, n_states))
-    for g in groups:
-        g = g[np.argsort(frame[g])]
-        ok = (np.diff(frame[g]) == 1) & (state[g][:-1] >= 0) & (state[g][1:] >= 0)
-        np.add.at(c, (state[g][:-1][ok], state[g][1:][ok]), 1)
-    return c
+def _states(tracks: xr.Dataset) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """Observed label and true state of every Mo-family object.
 
-
-def correct_counts(counts: np.ndarray, confusion: np.ndarray) -> np.ndarray:
-    """Undo misclassification: ``M^-T C M^-1`` with ``M`` row-normalised, negatives clipped.
-
-    The pseudo-inverse is used so that a confusion matrix with a never-assigned class still
-    gives an answer (that class then carries no information and its counts stay zero).
+    Returns
+    -------
+    label : (n,) int64
+        -1 for objects outside the Mo family; 0 static Mo, ``1..K`` the configurations
+        (:data:`~scopeflow.defects.lattice.COMPLEX_NAMES` when clusters are named from truth,
+        else the Mo-family clusters), ``K + 1`` any other class.
+    true : (n,) int64 or None
+        Same codes from the matched ground truth (-1 unmatched); None without truth.
+    names : list of str
+        The K configuration names.
     """
-    m = confusion / np.maximum(confusion.sum(1, keepdims=True), 1e-12)
-    minv = np.linalg.pinv(m)
-    return np.clip(minv.T @ counts @ minv, 0.0, None)
-
-
-def normalise(counts: np.ndarray) -> np.ndarray:
-    """Row-normalised transition matrix (NaN rows where nothing was counted)."""
-    s = counts.sum(1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(s > 0, counts / np.where(s > 0, s, 1), np.nan)
-
-
-def _states(tracks: xr.Dataset) -> tuple[np.ndarray, list[str], np.ndarray | None]:
-    """Configuration state of every object (-1 if none) and the confusion among states."""
     det = tracks["detected_class"].values
     cls = tracks["class"].values
     mo = det == MO
-    if (cls[mo] >= 0).any():  # clusters named from truth: configurations are classes 1..3
-        state = np.where(mo & (cls >= 1) & (cls <= 3), cls - 1, -1)
-        conf = None
-        if "confusion" in tracks:
-            conf = tracks["confusion"].values[1:4, 1:4].astype(float)
-        return state.astype(np.int64), list(COMPLEX_NAMES), conf
+    n_cfg = len(COMPLEX_NAMES)
+    if (cls[mo] >= 0).any():  # clusters named from truth: object codes 0 (Mo), 1..3 (complexes)
+        label = np.where(mo, np.where((cls >= 0) & (cls <= n_cfg), cls, n_cfg + 1), -1)
+        true = None
+        if "true_class" in tracks:
+            t = tracks["true_class"].values
+            true = np.where(mo & (t >= 0) & (t <= n_cfg), t, -1)
+        return label.astype(np.int64), true, list(COMPLEX_NAMES)
     clusters = np.unique(tracks["cluster"].values[mo])
-    lut = {c: k for k, c in enumerate(clusters)}
-    state = np.array(
-        [lut.get(c, -1) if m else -1 for c, m in zip(tracks["cluster"].values, mo, strict=True)]
+    lut = {c: k + 1 for k, c in enumerate(clusters)}
+    label = np.array(
+        [lut[c] if m else -1 for c, m in zip(tracks["cluster"].values, mo, strict=True)]
     )
-    return state.astype(np.int64), [f"cluster_{c}" for c in clusters], None
-
-
-def _quantiles(samples: np.ndarray, q: list[float]) -> np.ndarray:
-    """NaN-ignoring quantiles over axis 0; all-NaN entries (never observed) stay NaN."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanquantile(samples, q, axis=0)
+    return label.astype(np.int64), None, [f"cluster_{c}" for c in clusters]
 
 
 def kinetics_stage(inputs: list[xr.Dataset], opts: KineticsOptions) -> xr.Dataset:
@@ -154,9 +130,12 @@ def kinetics_stage(inputs: list[xr.Dataset], opts: KineticsOptions) -> xr.Datase
     xarray.Dataset
         ``msd (lag)`` [Å^2] and ``msd_pairs (lag)``; ``transition_counts``,
         ``transition_uncorrected``, ``transition_corrected`` (and ``*_lo``/``*_hi`` bootstrap
-        bounds) over ``(from_state, to_state)``; attrs ``diffusion`` (D by hop counting and by
-        MSD in Å^2/frame, Å^2/s and Å^2 per e/Å^2, each with its interval, the localisation
-        offset) and ``n_tracks_used``.
+        bounds) over ``(from_state, to_state)``; with ground truth also the observation model
+        of the correction (:mod:`scopeflow.defects.transitions`): ``confusion_used (true_state,
+        label)`` (P(label | true state); states static Mo and the configurations, labels those
+        and "other") and ``label_memory (true_state)``; attrs ``diffusion`` (D by hop counting
+        and by MSD in Å^2/frame, Å^2/s and Å^2 per e/Å^2, each with its interval, the
+        localisation offset) and ``n_tracks_used``.
     """
     (tr,) = inputs
     tr = tr.load()
@@ -190,7 +169,7 @@ def kinetics_stage(inputs: list[xr.Dataset], opts: KineticsOptions) -> xr.Datase
         if groups
         else np.full((1, 2), np.nan)
     )
-    lo, hi = _quantiles(boots, [alpha, 1 - alpha])
+    lo, hi = nan_quantiles(boots, [alpha, 1 - alpha])
     diff = {}
     for name, val, k in (("hop", d_hop, 0), ("msd", d_msd, 1)):
         per_frame = {"value": val, "lo": float(lo[k]), "hi": float(hi[k])}
@@ -204,21 +183,20 @@ def kinetics_stage(inputs: list[xr.Dataset], opts: KineticsOptions) -> xr.Datase
     diff["msd_offset_A2"] = offset
     diff["localisation_rms_A"] = float(np.sqrt(max(offset, 0.0) / 4))
     # --- transitions between complex configurations (Mo-centred tracks)
-    state, names, conf = _states(tr)
+    label, true, names = _states(tr)
     ns = len(names)
-    mo = np.flatnonzero((state >= 0) & (track >= 0))
-    mgroups = [mo[g] for g in _by_track(track[mo])]
-    counts = transition_counts(mgroups, frame, state, ns)
-    p_unc = normalise(counts)
-    usable = conf is not None and conf.shape == (ns, ns) and np.all(conf.sum(1) > 0)
-    p_cor = normalise(correct_counts(counts, conf)) if usable else np.full((ns, ns), np.nan)
-    bu, bc = [], []
-    for _ in range(opts.n_boot if mgroups else 0):
-        gs = [mgroups[k] for k in rng.integers(len(mgroups), size=len(mgroups))]
-        c = transition_counts(gs, frame, state, ns)
-        bu.append(normalise(c))
-        if usable:
-            bc.append(normalise(correct_counts(c, conf)))
+    mo = (label >= 0) & (track >= 0)
+    res = transition_analysis(
+        track[mo],
+        frame[mo],
+        label[mo],
+        None if true is None else true[mo],
+        ns,
+        n_boot=opts.n_boot,
+        confidence=opts.confidence,
+        rng=rng,
+    )
+    n_complex_tracks = len(np.unique(track[mo & (label >= 1) & (label <= ns)]))
     dims = ("from_state", "to_state")
     out = xr.Dataset(
         coords={
@@ -229,17 +207,20 @@ def kinetics_stage(inputs: list[xr.Dataset], opts: KineticsOptions) -> xr.Datase
     )
     out["msd"] = ("lag", msd, {"units": "Å^2"})
     out["msd_pairs"] = ("lag", cnt, {"units": "count"})
-    out["transition_counts"] = (dims, counts, {"units": "count"})
-    for name, p, b in (("uncorrected", p_unc, bu), ("corrected", p_cor, bc)):
-        out[f"transition_{name}"] = (dims, p, {"units": "1/frame"})
-        q = _quantiles(np.array(b), [alpha, 1 - alpha]) if b else np.full((2, ns, ns), np.nan)
-        out[f"transition_{name}_lo"] = (dims, q[0], {"units": "1/frame"})
-        out[f"transition_{name}_hi"] = (dims, q[1], {"units": "1/frame"})
-    if usable:
-        out["confusion_used"] = (dims, conf, {"units": "count"})
+    out["transition_counts"] = (dims, res["counts"], {"units": "count"})
+    for name in ("uncorrected", "corrected"):
+        for suffix in ("", "_lo", "_hi"):
+            out[f"transition_{name}{suffix}"] = (dims, res[name + suffix], {"units": "1/frame"})
+    if "confusion" in res:
+        out = out.assign_coords(
+            true_state=("true_state", np.arange(ns + 1), {"units": "1", "names": ["Mo", *names]}),
+            label=("label", np.arange(ns + 2), {"units": "1", "names": ["Mo", *names, "other"]}),
+        )
+        out["confusion_used"] = (("true_state", "label"), res["confusion"], {"units": "1"})
+        out["label_memory"] = ("true_state", res["rho"], {"units": "1"})
     out.attrs.update(
         diffusion=diff,
-        n_tracks_used={"V_S": len(groups), "complex": len(mgroups)},
+        n_tracks_used={"V_S": len(groups), "complex": n_complex_tracks},
         confidence=opts.confidence,
         frame_time=ft,
         electron_dose=edose,

@@ -21,9 +21,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scopeflow.defects.lattice import MO, S2, V_S, V_S2, V_W, W, lattice_vectors
+from scopeflow.defects.lattice import A_WS2, MO, S2, V_S, V_S2, V_W, W, lattice_vectors
 
-__all__ = ["SampleState", "new_sample", "step", "add_disorder", "grow_holes", "columns"]
+__all__ = [
+    "SampleState",
+    "new_sample",
+    "step",
+    "add_disorder",
+    "grow_holes",
+    "columns",
+    "labelled_complexes",
+]
 
 ABSENT = -1
 #: the six S-sublattice nearest-neighbour offsets (di, dj)
@@ -394,3 +402,64 @@ def columns(st: SampleState) -> dict[str, np.ndarray]:
         out["complex"].append(np.full(len(cls), -1, np.int8))
         out["disordered"].append(np.ones(len(cls), bool))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def labelled_complexes(
+    seed: int,
+    transition: np.ndarray,
+    confusion: np.ndarray,
+    memory: float,
+    *,
+    n_frames: int = 40,
+    n_complexes: int = 30,
+    n_mo: int = 15,
+    extent: float = 250.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Complex configurations switching by :func:`step`, static Mo, and classifier labels.
+
+    The label of an object whose true state did not change keeps the previous frame's label
+    with probability ``memory`` and is otherwise drawn from ``confusion[state]`` (so every
+    frame's label follows the confusion; ``memory`` = 0: independent errors).
+
+    Parameters
+    ----------
+    transition : (3, 3) float
+        Per-frame transition matrix between the configurations.
+    confusion : (4, O) float
+        P(label | true state) for states 0 (static Mo) and 1..3 (configurations).
+    memory : float in [0, 1)
+
+    Returns
+    -------
+    track, frame, label, true : (n,) int64
+        One row per object and frame (true state codes 0 static Mo, 1..3 configurations).
+    """
+    rng = np.random.default_rng(seed)
+    st = new_sample(
+        (extent, extent),
+        rng,
+        a=A_WS2,
+        angle=0.0,
+        n_walkers=0,
+        n_complexes=n_complexes,
+        n_mo=n_mo,
+        n_vs2=0,
+        n_vw=0,
+        transition=transition,
+    )
+    ids = list(st.complexes)
+    n_static = int(((st.metal == MO) & ~np.isin(st.metal_track, ids)).sum())
+    true = np.zeros((len(ids) + n_static, n_frames), np.int64)
+    for f in range(n_frames):
+        true[: len(ids), f] = [st.complexes[t][1] + 1 for t in ids]
+        step(st, rng, 0.0, transition)
+    cum = np.cumsum(confusion, 1)
+    label = np.zeros_like(true)
+    for f in range(n_frames):
+        draw = (rng.random(len(true))[:, None] > cum[true[:, f]]).sum(1)
+        draw = np.minimum(draw, confusion.shape[1] - 1)  # rounding of the cumulative sum
+        keep = (rng.random(len(true)) < memory) & (f > 0) & (true[:, f] == true[:, f - 1])
+        label[:, f] = np.where(keep, label[:, f - 1], draw)
+    track = np.repeat(np.arange(len(true)), n_frames)
+    frame = np.tile(np.arange(n_frames), len(true))
+    return track, frame, label.ravel(), true.ravel()

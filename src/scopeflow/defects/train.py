@@ -124,7 +124,9 @@ def train_model(inputs: list[xr.Dataset], opts: TrainOptions) -> xr.Dataset:
     xarray.Dataset
         ``weights (byte)`` uint8 (``torch.save`` bytes of the state_dict), ``loss (step)``;
         attrs ``architecture`` (width, depth, classes), ``n_parameters``, ``calibration``,
-        ``train_seconds``.
+        ``train_seconds``, ``torch_threads``. Training is deterministic
+        (:func:`scopeflow.nn.deterministic`): the same options and torch thread count give
+        bit-identical weights.
     """
     (movie,) = inputs
     cal = calibration(movie)
@@ -196,6 +198,7 @@ def train_model(inputs: list[xr.Dataset], opts: TrainOptions) -> xr.Dataset:
             "n_parameters": n_parameters(model),
             "calibration": cal,
             "train_seconds": seconds,
+            "torch_threads": torch.get_num_threads(),
             "training": dataclasses.asdict(opts),
         },
     )

@@ -100,8 +100,10 @@ def label_map(
 
 
 @torch.inference_mode()
-def predict(model: torch.nn.Module, frames: torch.Tensor, depth: int) -> torch.Tensor:
-    """Class probabilities on the binned grid.
+def predict(
+    model: torch.nn.Module, frames: torch.Tensor, depth: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class probabilities and most probable class on the binned grid.
 
     Parameters
     ----------
@@ -110,15 +112,21 @@ def predict(model: torch.nn.Module, frames: torch.Tensor, depth: int) -> torch.T
 
     Returns
     -------
-    (batch, N_CLASSES, row // 2, col // 2) float32
+    prob : (batch, N_CLASSES, row // 2, col // 2) float32
         Softmax probabilities.
+    arg : (batch, row // 2, col // 2) uint8
+        Most probable class (the arg-max of the logits, taken in the channels-last layout where
+        the classes of a pixel are adjacent in memory).
     """
     x, (hy, hx) = prepare(frames, depth)
-    x = x.contiguous(memory_format=torch.channels_last)
-    return torch.softmax(model(x), dim=1)[..., :hy, :hx].contiguous()
+    logits = model(x.contiguous(memory_format=torch.channels_last))[..., :hy, :hx]
+    arg = logits.argmax(1).to(torch.uint8)
+    return torch.softmax(logits, dim=1).contiguous(), arg
 
 
-def blobs(prob: np.ndarray, min_score: tuple[float, ...]) -> dict[str, np.ndarray]:
+def blobs(
+    prob: np.ndarray, min_score: tuple[float, ...], arg: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
     """Defect detections from one frame's class probabilities.
 
     Parameters
@@ -127,6 +135,8 @@ def blobs(prob: np.ndarray, min_score: tuple[float, ...]) -> dict[str, np.ndarra
         Probabilities on the binned grid.
     min_score : tuple of float
         Smallest mean class probability of a blob kept, per class of ``DEFECT_CLASSES``.
+    arg : (row, col) int, optional
+        Most probable class per pixel (from :func:`predict`); computed from ``prob`` if absent.
 
     Returns
     -------
@@ -134,7 +144,8 @@ def blobs(prob: np.ndarray, min_score: tuple[float, ...]) -> dict[str, np.ndarra
         ``row, col`` (n,) [full-resolution px, probability-weighted centre of mass],
         ``class`` (n,) int8, ``score`` (n,) float32 (mean probability over the blob).
     """
-    arg = prob.argmax(0)
+    if arg is None:
+        arg = prob.argmax(0)
     out = {"row": [], "col": [], "class": [], "score": []}
     for c, t in zip(DEFECT_CLASSES, min_score, strict=True):
         lab, n = ndimage.label(arg == c)
