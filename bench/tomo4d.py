@@ -7,8 +7,12 @@ a +-60 deg series; a CsPbBr3 series; the former dense generator (rods piled up) 
 three-times drift as stress tests; timing and peak memory of track -> reduce -> index ->
 analyze on 60 tilts x 32^2 scans x 128^2 patterns (simulate excluded). Per block and frame set
 the targets are counted as correct, flagged (no cell reported: the frames are not one crystal's,
-with how many of those flagged cells would have been correct), wrong cell reported, or failed;
-lengths and angles are over the correct reported cells.
+or the tracked crystal is a neighbour's over or under the target and the next one in the frames
+is not the target's either; with how many of those flagged cells would have been correct),
+wrong cell reported, or failed; lengths and angles are over the correct reported cells. The
+tracked cell's real-space check (``cell.surround_ratio``, index.max_surround_ratio) is summarised
+by its largest value over the targets whose cell was the target's and its smallest over the
+others.
 
 Usage: ``python bench/tomo4d.py [--quick]`` -> ``bench/results/tomo4d.json``.
 """
@@ -95,6 +99,23 @@ def summarise(rows: list[dict]) -> dict:
             out[f"{prefix}.length_error_median_pct"] = float(np.median(med))
             out[f"{prefix}.length_error_max_pct"] = float(np.max(lerr))
             out[f"{prefix}.angle_error_max_deg"] = float(np.max(aerr))
+    # the real-space check of the tracked cell (index.max_surround_ratio): its ratio for the
+    # targets whose cell was the target's (flagged or not) and for those where it was not
+    ratio = [
+        (
+            r["cell.surround_ratio"],
+            r.get("cell.correct_fraction", 0.0) == 1.0
+            or r.get("cell.rejected_was_correct", 0) == 1,
+        )
+        for r in rows
+        if "cell.surround_ratio" in r
+    ]
+    good_r = [v for v, ok in ratio if ok]
+    bad_r = [v for v, ok in ratio if not ok]
+    if good_r:
+        out["cell.surround_ratio_max_target"] = float(np.max(good_r))
+    if bad_r:
+        out["cell.surround_ratio_min_not_target"] = float(np.min(bad_r))
     for key in ("track.purity_mean", "track.capture_mean", "baseline.fixed_box.purity_mean"):
         out[key] = float(np.mean([r[key] for r in rows]))
     comp = [r["index.completeness_p1"] for r in rows if "index.completeness_p1" in r]
@@ -116,6 +137,7 @@ def series_block(opts_list: list[SimulateOptions], targets: int) -> dict:
             print(
                 f"seed {so.seed} target {t}: tracked {m.get('cell.correct_fraction')} "
                 f"consistent {m.get('cell.consistent')} "
+                f"surround {m.get('cell.surround_ratio', float('nan')):.2f} "
                 f"fixed {m.get('baseline.fixed_box.correct_fraction')} "
                 f"whole {m.get('baseline.whole_field.correct_fraction')} "
                 f"oracle {m.get('baseline.oracle.correct_fraction')} "

@@ -95,6 +95,8 @@ def analyze(inputs: list, opts: AnalyzeOptions) -> xr.Dataset:
     for variant, cell in cells.items():
         prefix = "cell" if variant == "tracked" else f"baseline.{variant}"
         metrics[f"{prefix}.n_spots"] = int(cell["n_spots"])
+        if "surround_ratio" in cell:
+            metrics[f"{prefix}.surround_ratio"] = float(cell["surround_ratio"])
         if "consistent" in cell:
             metrics[f"{prefix}.consistent"] = int(cell["consistent"])
             metrics[f"{prefix}.min_window_fraction"] = float(

@@ -10,7 +10,11 @@ the intensities of the indexed spots are summed per ``hkl`` over the tilts (Frie
 apart), with Poisson sigmas. A cell that leaves a tilt window's spots unexplained (the frames
 are not one crystal's: the track switched particles) is not reported
 (:mod:`scopeflow.tomo4d.consistency`): ``consistent = 0``, the reason in ``error``, a warning in
-the log, no indexed spots and no reflections.
+the log, no indexed spots and no reflections. A tracked lattice that diffracts in the band
+around the tracked box (``frames_surround``) with more than ``max_surround_ratio`` of its
+intensity inside the mask is a neighbour lying over or under the target: the lattice is searched
+again in the spots it leaves and reported only when it passes both checks, else no cell is
+reported.
 
 Store (kind ``tomo4d.index``): for the tracked variant a spot table along ``spot`` (``spot_frame``,
 ``spot_row``/``spot_col`` [px], ``spot_intensity`` [counts], ``spot_g`` (spot, xyz) [1/Å],
@@ -31,7 +35,7 @@ from scipy.optimize import minimize_scalar
 
 from scopeflow.optics.kinematic import cell_parameters
 from scopeflow.optics.wavelength import electron_wavelength
-from scopeflow.tomo4d.consistency import check_consistency
+from scopeflow.tomo4d.consistency import check_consistency, surround_ratio
 from scopeflow.tomo4d.lattice import index_spots, refine_basis, refine_merged
 from scopeflow.tomo4d.options import IndexOptions
 from scopeflow.tomo4d.refine import refine_detector
@@ -46,6 +50,13 @@ def _axis_residual(phi, spots, centres, tilt, dk, lam, hkl, inl):
     g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
     recip = np.linalg.lstsq(hkl[inl], g[inl], rcond=None)[0]
     return float(np.mean(np.sum((g[inl] - hkl[inl] @ recip) ** 2, axis=1)))
+
+
+def _spot_radius(attrs: dict, opts: IndexOptions) -> float:
+    """Spot disk radius [px]: the option, else the convergence disk on the detector."""
+    lam = electron_wavelength(attrs["beam_energy_eV"]) * 10.0
+    dk = float(attrs["k_pixel_inv_A"])
+    return opts.spot_radius_px or attrs.get("convergence_mrad", 1.0) * 1e-3 / lam / dk
 
 
 def merge_reflections(hkl: np.ndarray, intensity: np.ndarray, sigma: np.ndarray):
@@ -63,7 +74,15 @@ def merge_reflections(hkl: np.ndarray, intensity: np.ndarray, sigma: np.ndarray)
     return uniq, inten, sig, n_obs
 
 
-def index_variant(frames: np.ndarray, centres: np.ndarray, tilt: np.ndarray, attrs: dict, opts):
+def index_variant(
+    frames: np.ndarray,
+    centres: np.ndarray,
+    tilt: np.ndarray,
+    attrs: dict,
+    opts,
+    spots: np.ndarray | None = None,
+    exclude: np.ndarray | None = None,
+):
     """Index one frame set.
 
     Parameters
@@ -73,6 +92,11 @@ def index_variant(frames: np.ndarray, centres: np.ndarray, tilt: np.ndarray, att
     tilt : (frame,) float [deg]
     attrs : dict with beam_energy_eV, k_pixel_inv_A, tilt_axis_deg, convergence_mrad
     opts : IndexOptions
+    spots : (n, 5) float, optional
+        Spot table of these frames (found again when not given).
+    exclude : (n,) bool, optional
+        Spots left out of the lattice search (those of a lattice already found); every spot is
+        indexed with the lattice found in the others.
 
     Returns
     -------
@@ -82,20 +106,24 @@ def index_variant(frames: np.ndarray, centres: np.ndarray, tilt: np.ndarray, att
     """
     lam = electron_wavelength(attrs["beam_energy_eV"]) * 10.0
     dk = float(attrs["k_pixel_inv_A"])
-    radius = opts.spot_radius_px or attrs.get("convergence_mrad", 1.0) * 1e-3 / lam / dk
-    spots = spot_table(frames, centres, radius, opts.threshold_sigma, opts.min_g_inv_a / dk)
+    radius = _spot_radius(attrs, opts)
+    if spots is None:
+        spots = spot_table(frames, centres, radius, opts.threshold_sigma, opts.min_g_inv_a / dk)
+    use = np.ones(len(spots), bool) if exclude is None else ~np.asarray(exclude, bool)
     phi = float(attrs["tilt_axis_deg"])
     out = {"spots": spots, "axis_deg": phi, "basis": None, "error": ""}
     g = specimen_vectors(spots, centres, tilt, phi, dk, lam)
     n = len(spots)
     out.update(g=g, hkl=np.zeros((n, 3), int), inlier=np.zeros(n, bool))
-    if n < 12:
-        out["error"] = f"only {n} spots"
+    if use.sum() < 12:
+        out["error"] = f"only {int(use.sum())} spots"
         return out
     try:
         basis, hkl, inl = index_spots(
-            g, spots[:, 3], opts.d_range_a[:2], opts.direction_step_deg, opts.tolerance
+            g[use], spots[use, 3], opts.d_range_a[:2], opts.direction_step_deg, opts.tolerance
         )
+        if not use.all():
+            basis, hkl, inl = refine_basis(g, basis, opts.tolerance)
         if opts.refine_axis:
             res = minimize_scalar(
                 _axis_residual,
@@ -119,6 +147,66 @@ def index_variant(frames: np.ndarray, centres: np.ndarray, tilt: np.ndarray, att
         return out
     out.update(g=g, hkl=hkl, inlier=inl, basis=basis, axis_deg=phi)
     return out
+
+
+def _owned_lattice(frames, centres, tilt, frames_ds, opts, r: dict, chk: dict, cell: dict):
+    """Real-space check of the tracked lattice; a neighbour's is replaced by the next lattice.
+
+    The lattice found first is the one that dominates the summed frames. When it diffracts in
+    the band around the tracked box (``surround_ratio > max_surround_ratio``) it is a neighbour
+    lying over or under the target; the target's lattice is then searched in the spots the
+    neighbour's leaves, and reported only if it passes the tilt-window check and its own
+    surround check. Otherwise no cell is reported. Updates ``cell`` (``surround_ratio``,
+    ``consistent``, ``window_fraction``, ``indexed_fraction``, ``lattice``: 1 or 2) in place.
+
+    Returns
+    -------
+    r, chk : the indexing result and consistency check of the lattice kept
+    """
+    around = np.asarray(frames_ds["frames_surround"].values, float)
+    radius = _spot_radius(frames_ds.attrs, opts)
+    ratio = surround_ratio(frames, around, r["spots"], r["inlier"], radius)
+    cell.update(surround_ratio=ratio, lattice=1)
+    if not chk["consistent"] or not ratio > opts.max_surround_ratio:
+        return r, chk
+    reason = (
+        f"the crystal found first diffracts around the tracked box with {ratio:.2f} of its "
+        f"intensity inside the mask (> {opts.max_surround_ratio:.2f}): a neighbour over or "
+        "under the target"
+    )
+    r2 = index_variant(
+        frames, centres, tilt, frames_ds.attrs, opts, spots=r["spots"], exclude=r["inlier"]
+    )
+    if r2["basis"] is not None:
+        chk2 = check_consistency(
+            r2["spots"][:, 0],
+            r2["spots"][:, 3],
+            r2["inlier"],
+            len(tilt),
+            opts.check_windows,
+            opts.min_window_fraction,
+        )
+        ratio2 = surround_ratio(frames, around, r2["spots"], r2["inlier"], radius)
+        if chk2["consistent"] and ratio2 <= opts.max_surround_ratio:
+            log.info("index tracked: %s; the second crystal (%.2f) is reported", reason, ratio2)
+            cell.update(
+                consistent=1,
+                window_fraction=chk2["window_fraction"],
+                indexed_fraction=float(r2["inlier"].mean()),
+                axis_deg=r2["axis_deg"],
+                surround_ratio=ratio2,
+                first_surround_ratio=ratio,
+                lattice=2,
+            )
+            return r2, chk2
+        reason += (
+            f"; the next crystal in its frames is not the target's either (surround "
+            f"{ratio2:.2f}, tilt-window check {'passed' if chk2['consistent'] else 'failed'})"
+        )
+    else:
+        reason += f"; no second crystal indexed ({r2['error']})"
+    cell["consistent"] = 0
+    return r, {**chk, "consistent": False, "reason": reason}
 
 
 def index(inputs: list, opts: IndexOptions) -> xr.Dataset:
@@ -149,6 +237,8 @@ def index(inputs: list, opts: IndexOptions) -> xr.Dataset:
                 window_fraction=chk["window_fraction"],
                 indexed_fraction=float(r["inlier"].mean()),
             )
+            if v == "tracked" and "frames_surround" in frames_ds and opts.max_surround_ratio > 0:
+                r, chk = _owned_lattice(frames, centres, tilt, frames_ds, opts, r, chk, cell)
             if chk["consistent"]:
                 cell.update(cell=cell_parameters(r["basis"]).tolist(), basis=r["basis"].tolist())
             else:

@@ -141,6 +141,13 @@ class ReduceOptions:
         8.0, "radius around the beam used for its centre of mass", units="px", minimum=1
     )
     virtual_frames: int = opt(1, "consecutive tilts summed into one virtual frame", minimum=1)
+    surround_px: int = opt(
+        3,
+        "width of the band around the tracked box whose patterns are summed to check that the "
+        "reported crystal lies inside the box (0: no check)",
+        units="px",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)
@@ -169,6 +176,13 @@ class IndexOptions:
         "not one crystal's and no cell is reported",
         minimum=0,
         maximum=1,
+    )
+    max_surround_ratio: float = opt(
+        0.35,
+        "largest spot intensity of the tracked cell's crystal in the band around the tracked "
+        "box relative to inside the mask, else it is a neighbour's and no cell is reported "
+        "(0: no check)",
+        minimum=0,
     )
     variants: tuple[str, ...] = opt(
         ("tracked", "fixed_box", "whole_field", "oracle"),

@@ -4,8 +4,11 @@ Every pattern is shifted by whole pixels so that its direct beam (centre of mass
 beam) lands on the detector centre, then the patterns inside a mask are summed. Variants are
 reduced in the same pass over the counts so baselines see identical data: ``tracked`` (the
 tracked mask), ``fixed_box`` (the first box, never moved), ``whole_field`` (every probe) and,
-for simulated data, ``oracle`` (the target's true footprint). ``virtual_frames > 1`` sums that
-many consecutive tilts into one virtual frame at their mean angle (fine tilt steps).
+for simulated data, ``oracle`` (the target's true footprint). Besides, ``surround`` sums the
+probes of a band ``surround_px`` wide around the tracked box (not indexed: the index stage checks
+that the reported crystal lies inside the box, :func:`scopeflow.tomo4d.consistency.surround_ratio`).
+``virtual_frames > 1`` sums that many consecutive tilts into one virtual frame at their mean
+angle (fine tilt steps).
 
 Store (kind ``tomo4d.frames``): per variant ``frames_<variant> (frame, k_row, k_col)`` float32
 [counts], ``probes_<variant> (frame)`` (patterns summed) and ``beam_offset_<variant> (frame,
@@ -17,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from scipy import ndimage as ndi
 
 from scopeflow.tomo4d.options import ReduceOptions
 from scopeflow.tomo4d.sparse import beam_centres, check_series, sum_patterns, tilt_entries
 
-__all__ = ["reduce", "frame_centre"]
+__all__ = ["reduce", "frame_centre", "surround_masks"]
 
 
 def frame_centre(frame: np.ndarray, guess: np.ndarray, radius: float) -> np.ndarray:
@@ -36,6 +40,17 @@ def frame_centre(frame: np.ndarray, guess: np.ndarray, radius: float) -> np.ndar
     return np.array([(w * rr).sum() / tot, (w * cc).sum() / tot]).clip(0, n - 1)
 
 
+def surround_masks(boxes: np.ndarray, shape: tuple[int, int], width: int) -> np.ndarray:
+    """Band (tilt, row, col) bool ``width`` px wide around each box (row0, col0, row1, col1)."""
+    out = np.zeros((len(boxes), *shape), bool)
+    for it, (r0, c0, r1, c1) in enumerate(np.asarray(boxes, int)):
+        inbox = np.zeros(shape, bool)
+        inbox[max(r0, 0) : max(r1, 0), max(c0, 0) : max(c1, 0)] = True
+        if width > 0 and inbox.any():
+            out[it] = ndi.binary_dilation(inbox, np.ones((3, 3), bool), iterations=width) & ~inbox
+    return out
+
+
 def reduce(inputs: list, opts: ReduceOptions) -> xr.Dataset:
     """Reduce stage (see module docstring)."""
     series, tracks = inputs
@@ -48,6 +63,9 @@ def reduce(inputs: list, opts: ReduceOptions) -> xr.Dataset:
     if "true_thickness_nm" in series:
         target = series.attrs["ground_truth"]["target"]
         masks["oracle"] = np.asarray(series["true_thickness_nm"][target].values) > 0
+    index_names = list(masks)
+    boxes = np.asarray(tracks["box"].values)
+    masks["surround"] = surround_masks(boxes, (n_r, n_c), opts.surround_px)
     names = list(masks)
     centre = np.array([n_det // 2, n_det // 2])
     per_tilt = np.zeros((len(names), n_t, n_det, n_det), np.float32)
@@ -76,7 +94,7 @@ def reduce(inputs: list, opts: ReduceOptions) -> xr.Dataset:
     attrs["beam_centre_px"] = centre.tolist()
     if "ground_truth" in series.attrs:
         attrs["ground_truth"] = series.attrs["ground_truth"]
-    attrs["variants"] = names
+    attrs["variants"] = index_names
     probes = {n: m.sum((1, 2))[: n_f * k].reshape(n_f, k).sum(1) for n, m in masks.items()}
     data = {}
     for iv, name in enumerate(names):
