@@ -113,6 +113,13 @@ class TieOptions:
         units="1/nm",
         minimum=0,
     )
+    i0_smoothing_px: float | None = opt(
+        None,
+        "Gaussian sigma smoothing the in-focus image before TIE divides by it (null: from its "
+        "noise, for a 0.1 % bias of 1/I0, which is biased up by 1/dose unsmoothed; 0: none)",
+        units="px",
+        minimum=0,
+    )
 
 
 @dataclass(frozen=True)

@@ -314,6 +314,7 @@ def reconstruct(inputs: list[xr.Dataset], opts: ReconstructOptions) -> xr.Datase
             floor=t.floor,
             mirror_pad=t.mirror_pad,
             qc=t.tikhonov_qc_per_nm,
+            i0_smoothing_px=t.i0_smoothing_px,
         )
         for im in images
     ]

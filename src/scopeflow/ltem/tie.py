@@ -11,6 +11,14 @@ each inverse Laplacian in Fourier space.
 - ``dI/dz`` and ``I0`` come from a per-pixel least-squares polynomial in z over all images (a
   quadratic when there are >= 3 distinct defoci, which for a symmetric ``-D, 0, +D`` series is
   the central difference ``(I+ - I-) / 2D`` and ``I0 = I(0)``);
+- ``I0`` is smoothed before the division: ``1 / I0`` of a noisy image is biased upward,
+  ``E[1 / (I (1 + e))] = (1 + var e) / I`` to second order, i.e. by ``1 / dose`` for Poisson
+  counts (+10 % phase scale at 10 e/px, measured 1.10 at 1 mm; the AD fit that starts from
+  TIE kept part of it, 1.02-1.03); a Gaussian of width ``s``
+  divides the relative variance ``r^2`` of white noise by ``4 pi s^2``, so by default
+  ``s = r / sqrt(4 pi b)`` with the target bias ``b`` = :data:`I0_BIAS_TARGET` (2.8 px at
+  10 e/px, 0.9 px at 100 e/px; ``r`` from Immerkaer's estimate, CVIU 64, 300 (1996),
+  doi:10.1006/cviu.1996.0060), clipped to [0, 16] px;
 - ``I0`` is floored at ``floor * mean(I0)``: dividing by a near-zero count blows up;
 - optional mirror padding (symmetric extension to twice the size) removes the wrap-around of a
   non-periodic field of view;
@@ -28,8 +36,23 @@ reconstruction removes.
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import convolve, gaussian_filter
 
-__all__ = ["intensity_derivative", "tie_phase", "separate_flip"]
+__all__ = ["intensity_derivative", "tie_phase", "separate_flip", "relative_noise", "I0_BIAS_TARGET"]
+
+#: Relative upward bias of ``1 / I0`` (hence of the phase scale) that the automatic smoothing of
+#: the in-focus image aims at.
+I0_BIAS_TARGET = 1e-3
+
+
+def relative_noise(img: np.ndarray) -> float:
+    """White-noise standard deviation of an image relative to its mean (Immerkaer 1996,
+    doi:10.1006/cviu.1996.0060: mean absolute response of a 3x3 Laplacian-difference mask,
+    blind to linear structure)."""
+    mask = np.array([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]])
+    a = np.asarray(img, dtype=np.float64)
+    sigma = np.sqrt(np.pi / 2) / 6 * np.abs(convolve(a, mask, mode="wrap")).mean()
+    return float(sigma / max(abs(a.mean()), 1e-30))
 
 
 def intensity_derivative(images: np.ndarray, defocus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,6 +106,7 @@ def tie_phase(
     floor: float = 0.1,
     mirror_pad: bool = True,
     qc: float = 0.0,
+    i0_smoothing_px: float | None = None,
 ) -> np.ndarray:
     """TIE phase from a through-focus series (module docstring).
 
@@ -100,6 +124,9 @@ def tie_phase(
         Symmetric extension to twice the size before the Poisson solves.
     qc : float [1/nm]
         Tikhonov frequency (0: none; biases the phase, module docstring).
+    i0_smoothing_px : float [px] or None
+        Gaussian sigma smoothing the in-focus image before the division (None: from its
+        noise, module docstring; 0: none).
 
     Returns
     -------
@@ -108,6 +135,11 @@ def tie_phase(
     imgs = np.asarray(images, dtype=np.float64)
     imgs = imgs / imgs.mean(axis=(1, 2), keepdims=True)
     i0, didz = intensity_derivative(imgs, defocus)
+    if i0_smoothing_px is None:
+        r = relative_noise(i0)
+        i0_smoothing_px = float(np.clip(r / np.sqrt(4 * np.pi * I0_BIAS_TARGET), 0, 16))
+    if i0_smoothing_px > 0:
+        i0 = gaussian_filter(i0, i0_smoothing_px, mode="wrap")
     i0 = np.maximum(i0, floor * i0.mean())
     rows, cols = i0.shape
     if mirror_pad:

@@ -11,7 +11,8 @@ is uncertain by about ``1 / sqrt(2 (n - 1))`` (41 % at n = 4); warm-started, tru
 under-estimate the spread if they stop before converging; regularisation bias is not included.
 
 :func:`shift_crb` gives the Cramer-Rao lower bound of the image-shift estimates when everything
-else (phase, defocus...) is known: the best any registration can do on Poisson data.
+else (phase, defocus...) is known: the best any registration can do on Poisson data; the bound
+with the phase unknown too is :func:`scopeflow.ltem.crb.joint_shift_crb`.
 """
 
 from __future__ import annotations
