@@ -139,11 +139,13 @@ def test_baseline_resolves_single_s_vacancies_at_high_dose(tmp_path):
 
 @pytest.mark.slow
 def test_small_network_learns_defects(movie):
-    """A short training run (crop 128, 400 steps) already finds Mo and vacancies."""
+    """A short training run (crop 128, 600 steps) already finds Mo and vacancies."""
     torch.set_num_threads(1)
-    model = STAGES["train"].func([movie], TrainOptions(steps=400, crop=128, pool_frames=16))
+    # 400 steps left V_S just at the bound below (F1 0.47 with this session's packages, for the
+    # old and the new code alike): too short to say whether the network learns; 600 gives 0.86
+    model = STAGES["train"].func([movie], TrainOptions(steps=600, crop=128, pool_frames=16))
     # the default per-class probability cuts were tuned for the fully trained network; a
-    # 400-step network is less confident, so every class is cut at the plain majority 0.5
+    # short-trained network is less confident, so every class is cut at the plain majority 0.5
     det = STAGES["detect"].func(
         [movie, model], DetectOptions(method="nn", min_score=(0.5, 0.5, 0.5, 0.5))
     )
