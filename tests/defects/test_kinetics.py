@@ -4,7 +4,9 @@ import numpy as np
 
 from scopeflow.defects.kinetics import fit_msd, hop_estimate, hop_sq, msd_pooled
 from scopeflow.defects.lattice import A_WS2
+from scopeflow.defects.options import TrackOptions
 from scopeflow.defects.transitions import transition_analysis
+from scopeflow.tracking import link, track_purity
 
 _NEIGH = np.array([(1, 0), (-1, 0), (0, 1), (0, -1), (1, -1), (-1, 1)])
 
@@ -43,6 +45,80 @@ def test_hop_counting_recovers_d():
     # ~1250 hops: the relative standard error of a compound-Poisson sum is ~1/sqrt(N_hops)
     # = 2.8 %; 4 sigma
     assert abs(d / d_true - 1) < 0.11
+
+
+def _linked_walks(rng, rate=0.4, n_side=10, n_frames=40, spacing=80.0, loc=0.1):
+    """Isolated lattice walks seen as detections: positions [Å] with localisation noise."""
+    frame, track, ij = _lattice_walks(rng, n_side**2, n_frames, rate)
+    start = np.stack(np.meshgrid(np.arange(n_side), np.arange(n_side)), -1).reshape(-1, 2)
+    basis = A_WS2 * np.array([[1.0, 0.0], [0.5, np.sqrt(3) / 2]])  # a1, a2 at 60 degrees
+    pos = ij @ basis + spacing * start[track] + loc * rng.standard_normal(ij.shape)
+    return frame, track, ij, pos
+
+
+def _hop_d(track, frame, ij, keep=None):
+    keep = np.ones(len(frame), bool) if keep is None else keep
+    idx = np.flatnonzero(keep)
+    groups = [idx[g] for g in _groups(track[idx])]
+    num, den = hop_estimate(groups, frame, ij[:, 0], ij[:, 1])
+    return num / (4 * den), den
+
+
+def _step_sq(track, frame, ij):
+    """Squared lattice displacement [Å^2] of every true consecutive-frame step."""
+    same = (np.diff(track) == 0) & (np.diff(frame) == 1)
+    d = np.diff(ij, axis=0)[same]
+    return hop_sq(d[:, 0], d[:, 1])
+
+
+def test_search_range_admits_double_hops():
+    # S vacancies hop Poisson(k = 0.4) times per frame: two collinear hops (2 a = 6.36 Å,
+    # 0.9 % of frames) carry 11 % of <dr^2>, so a search range below 2 a biases D low
+    rng = np.random.default_rng(3)
+    frame, track, ij, pos = _linked_walks(rng)
+    d2 = _step_sq(track, frame, ij)
+    d_real = d2.mean() / 4
+    for rng_a, expect_low in ((6.0, True), (TrackOptions().search_range, False)):
+        tid = link(frame, pos, rng_a, max_gap=0)
+        # isolated walkers (80 Å apart, ~13 Å rms spread over 40 frames): tracks only break
+        # at steps longer than the range, never swap
+        assert track_purity(tid, track) == 1.0
+        d_hop, _ = _hop_d(tid, frame, ij)
+        # the linked estimate is exactly the realised D over the steps within range
+        short = d2[np.sqrt(d2) < rng_a]  # no lattice distance within 0.3 Å of 6 or 7 Å
+        assert np.isclose(d_hop, short.mean() / 4, rtol=1e-9)
+        lost = 1 - short.sum() / d2.sum()
+        if expect_low:
+            # model: steps > 6 Å (2 a, sqrt(7) a, 3 a) carry 13.3 % of <dr^2> at k = 0.4
+            assert lost > 0.07 and d_hop < 0.93 * d_real
+        else:
+            # at 7 Å only triple hops (sqrt(7) a, 3 a; 3.0 % of <dr^2> by the model) are lost
+            assert lost < 0.06
+    # against the set D: relative standard error of the mean of d^2 over ~3900 steps
+    # (~3 %), 4 sigma, plus the 3 % of <dr^2> that lies beyond 7 Å
+    d_set = 0.4 * A_WS2**2 / 4
+    rel_se = d2.std() / d2.mean() / np.sqrt(len(d2))
+    assert abs(d_hop / d_set - 1) < 4 * rel_se + 0.03
+
+
+def test_missed_detections_do_not_bias_hop_counting():
+    # 10 % of detections missing at random: a track without gap closing splits at each miss,
+    # and the pairs lost are independent of the displacement, so hop counting stays unbiased
+    rng = np.random.default_rng(4)
+    frame, track, ij, pos = _linked_walks(rng)
+    d2 = _step_sq(track, frame, ij)
+    keep = rng.random(len(frame)) > 0.1
+    d_set = 0.4 * A_WS2**2 / 4
+    for max_gap in (0, 1):
+        tid = np.full(len(frame), -1)
+        tid[keep] = link(frame[keep], pos[keep], 7.0, max_gap=max_gap)
+        assert track_purity(tid[keep], track[keep]) == 1.0
+        d_hop, den = _hop_d(tid, frame, ij, keep)
+        # ~3100 frame pairs kept (dt = 1, plus dt = 2 across gaps when bridged): relative
+        # standard error of a mean of d^2 (~3 %) over the pairs used, 4 sigma, plus the
+        # <= 3 % of <dr^2> in steps beyond 7 Å (gaps widen the range by sqrt(2))
+        rel_se = d2.std() / d2.mean() / np.sqrt(den)
+        assert -4 * rel_se - 0.03 < d_hop / d_set - 1 < 4 * rel_se
 
 
 def test_msd_fit_with_localisation_offset():
