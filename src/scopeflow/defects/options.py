@@ -81,7 +81,13 @@ class TrainOptions:
 
     steps: int = opt(2500, "Optimiser steps", minimum=1)
     batch_size: int = opt(4, "Crops per step", minimum=1)
-    crop: int = opt(256, "Training crop size (full-resolution pixels)", units="px", minimum=64)
+    crop: int = opt(
+        192,
+        "Training crop size (full-resolution pixels; 192: 0.56x the pixels of 256 per step, "
+        "for the 6-minute training budget on 2 CPU cores)",
+        units="px",
+        minimum=64,
+    )
     width: int = opt(8, "Channels of the first U-Net level (doubled per level)", minimum=2)
     depth: int = opt(3, "Number of down-sampling levels", minimum=1, maximum=5)
     learning_rate: float = opt(3e-3, "Adam learning rate (cosine decay)", exclusive_minimum=0)
