@@ -2,7 +2,14 @@
 
 import numpy as np
 
-from scopeflow.defects.kinetics import fit_msd, hop_estimate, hop_sq, msd_pooled
+from scopeflow.defects.kinetics import (
+    fit_msd,
+    hop_estimate,
+    hop_mixture,
+    hop_sq,
+    link_displacements,
+    msd_pooled,
+)
 from scopeflow.defects.lattice import A_WS2
 from scopeflow.defects.options import TrackOptions
 from scopeflow.defects.transitions import transition_analysis
@@ -45,6 +52,35 @@ def test_hop_counting_recovers_d():
     # ~1250 hops: the relative standard error of a compound-Poisson sum is ~1/sqrt(N_hops)
     # = 2.8 %; 4 sigma
     assert abs(d / d_true - 1) < 0.11
+
+
+def test_hop_mixture_rejects_wrong_links():
+    # 80 walks x 39 links at k = 0.4 hops/frame; 15 % of the links replaced by wrong links that
+    # land on a random lattice site within the 7 Å search range (a neighbour vacancy or a false
+    # positive). They add ~0.15 * 8/3 a^2 per link to <dr^2> (~+100 % for the pooled estimate);
+    # the mixture sees them as the excess at sqrt(3) a and 2 a.
+    rng = np.random.default_rng(3)
+    rate, r_max = 0.4, 7.0
+    frame, track, ij = _lattice_walks(rng, 80, 40, rate)
+    d2, dt = link_displacements(_groups(track), frame, ij[:, 0], ij[:, 1])
+    d2 = d2[d2 * A_WS2**2 <= r_max**2]  # longer steps cannot be linked
+    dt = dt[: len(d2)]
+    wrong = rng.random(len(d2)) < 0.15
+    sites = np.array([(i, j) for i in range(-3, 4) for j in range(-3, 4)])
+    s2 = sites[:, 0] ** 2 + sites[:, 1] ** 2 + sites[:, 0] * sites[:, 1]
+    s2 = s2[(s2 > 0) & (s2 * A_WS2**2 <= r_max**2)]
+    clean = d2
+    d2 = np.where(wrong, rng.choice(s2, len(d2)), d2)
+    k, eps = hop_mixture(d2, dt, r_max)
+    # ~1250 hops: relative standard error ~3 % for the clean walk, inflated by estimating the
+    # contamination too (~x1.5); 4 sigma -> 0.18; eps from ~470 wrong links: sd ~0.01-0.02
+    assert abs(k / rate - 1) < 0.18
+    assert abs(eps - 0.15) < 0.06
+    assert d2.mean() / rate > 1.5  # the pooled estimate is far off: the test can tell them apart
+    # without wrong links the mixture finds (almost) none and the plain rate (4 sigma of 3 %)
+    k0, eps0 = hop_mixture(clean, dt, r_max)
+    assert eps0 < 0.03
+    assert abs(k0 / rate - 1) < 0.12
 
 
 def _linked_walks(rng, rate=0.4, n_side=10, n_frames=40, spacing=80.0, loc=0.1):
