@@ -63,8 +63,8 @@ def test_hop_mixture_rejects_wrong_links():
     rate, r_max = 0.4, 7.0
     frame, track, ij = _lattice_walks(rng, 80, 40, rate)
     d2, dt = link_displacements(_groups(track), frame, ij[:, 0], ij[:, 1])
-    d2 = d2[d2 * A_WS2**2 <= r_max**2]  # longer steps cannot be linked
-    dt = dt[: len(d2)]
+    linkable = d2 * A_WS2**2 <= r_max**2  # longer steps cannot be linked
+    d2, dt = d2[linkable], dt[linkable]
     wrong = rng.random(len(d2)) < 0.15
     sites = np.array([(i, j) for i in range(-3, 4) for j in range(-3, 4)])
     s2 = sites[:, 0] ** 2 + sites[:, 1] ** 2 + sites[:, 0] * sites[:, 1]

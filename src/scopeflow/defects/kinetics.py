@@ -28,6 +28,8 @@ re-measured in every resample).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import xarray as xr
 
@@ -57,14 +59,9 @@ def _by_track(track: np.ndarray) -> list[np.ndarray]:
 
 
 def hop_estimate(groups, frame, si, sj) -> tuple[float, float]:
-    """Pooled (sum dr^2, sum dt) over consecutive observations of each track."""
-    num = den = 0.0
-    for g in groups:
-        g = g[np.argsort(frame[g])]
-        dt = np.diff(frame[g])
-        num += hop_sq(np.diff(si[g]), np.diff(sj[g])).sum()
-        den += dt.sum()
-    return num, den
+    """Pooled (sum dr^2 [Å^2], sum dt [frames]) over consecutive observations of each track."""
+    d2, dt = link_displacements(groups, frame, si, sj)
+    return float(d2.sum()) * A_WS2**2, float(dt.sum())
 
 
 def _shells(r_max: float, a: float) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +74,8 @@ def _shells(r_max: float, a: float) -> tuple[np.ndarray, np.ndarray]:
     return index, values
 
 
-def _hop_shell_table(sq: np.ndarray, n_max: int = 12) -> np.ndarray:
+@functools.lru_cache(maxsize=8)
+def _hop_shell_table(sq: tuple[int, ...], n_max: int = 12) -> np.ndarray:
     """P(a walk of n nearest-neighbour hops on the triangular lattice ends on each shell of
     squared length ``sq`` [a^2]), (n_max + 1, n_shells); mass beyond the last shell dropped."""
     size = 2 * n_max + 1
@@ -123,12 +121,11 @@ def hop_mixture(
     """
     from scipy.optimize import minimize
 
-    _, sq = _shells(r_max, a)
+    index, sq = _shells(r_max, a)
     d2 = np.rint(np.asarray(d2, float)).astype(int)
     keep = np.isin(d2, sq)
     if not keep.any():
         return float("nan"), float("nan")
-    index, _ = _shells(r_max, a)
     n_sites = np.bincount(index, minlength=len(sq)).astype(float)
     uniform = np.where(sq > 0, n_sites, 0.0)
     uniform /= uniform.sum()
@@ -136,7 +133,7 @@ def hop_mixture(
     counts = np.zeros((len(dts), len(sq)))
     np.add.at(counts, (inv, np.searchsorted(sq, d2[keep])), 1.0)
 
-    table = _hop_shell_table(sq)
+    table = _hop_shell_table(tuple(int(v) for v in sq))
     n = np.arange(len(table))
     log_fact = np.cumsum(np.log(np.maximum(n, 1)))
 
@@ -164,8 +161,7 @@ def link_displacements(groups, frame, si, sj) -> tuple[np.ndarray, np.ndarray]:
     d2, dts = [], []
     for g in groups:
         g = g[np.argsort(frame[g])]
-        di, dj = np.diff(si[g]), np.diff(sj[g])
-        d2.append(di**2 + dj**2 + di * dj)
+        d2.append(hop_sq(np.diff(si[g]), np.diff(sj[g]), a=1.0))
         dts.append(np.diff(frame[g]))
     if not d2:
         return np.zeros(0), np.zeros(0, int)
@@ -270,11 +266,12 @@ def kinetics_stage(inputs: list[xr.Dataset], opts: KineticsOptions) -> xr.Datase
     r_max = float(tr.attrs.get("linking", {}).get("search_range_A", TrackOptions().search_range))
 
     def diffusion(gs):
-        num, den = hop_estimate(gs, frame, si, sj)
-        rate, eps = hop_mixture(*link_displacements(gs, frame, si, sj), r_max)
+        d2, dt = link_displacements(gs, frame, si, sj)
+        rate, eps = hop_mixture(d2, dt, r_max)
+        pooled = A_WS2**2 * d2.sum() / max(4 * dt.sum(), 1e-12)
         msd, cnt = msd_pooled(gs, frame, pos, opts.max_lag)
         d_msd, off = fit_msd(msd, cnt)
-        return rate * A_WS2**2 / 4, d_msd, num / max(4 * den, 1e-12), off, msd, cnt, eps
+        return rate * A_WS2**2 / 4, d_msd, pooled, off, msd, cnt, eps
 
     d_hop, d_msd, d_pooled, offset, msd, cnt, eps = diffusion(groups)
     boots = (
