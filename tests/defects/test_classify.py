@@ -91,3 +91,31 @@ def test_classify_and_track_accept_a_movie_without_defects(caplog):
     tracks = STAGES["track"].func([cls], TrackOptions())
     assert tracks.sizes["point"] == 0 and tracks.attrs["tracks"] == {}
     STAGES["kinetics"].func([tracks], KineticsOptions())
+
+
+def test_smooth_patches_match_the_smoothed_frame():
+    # the patch read-out must be the same numbers as smoothing the whole frame (ndimage's
+    # reflect border included), only cheaper: float32 rounding is the only allowed difference
+    from scipy import ndimage
+
+    from scopeflow.defects.classify import smooth_patches
+
+    rng = np.random.default_rng(3)
+    frame = rng.poisson(5.0, (120, 90)).astype(np.float32)
+    sigma = 1.6
+    centres = np.array([[60.3, 44.8], [2.2, 3.9], [118.6, 88.1], [0.0, 89.0]])
+    patches, corners = smooth_patches(frame, centres, sigma, 9.2)
+    full = ndimage.gaussian_filter(frame, sigma, truncate=3.0)
+    pad = np.pad(full, 30, mode="symmetric")  # patches at the border reach outside the frame
+    for k in range(len(centres)):
+        r0, c0 = corners[k] + 30
+        ref = pad[r0 : r0 + patches.shape[1], c0 : c0 + patches.shape[2]]
+        inside = np.s_[max(0, -corners[k, 0]) :, max(0, -corners[k, 1]) :]
+        np.testing.assert_allclose(patches[k][inside][:, :], ref[inside][:, :], atol=1e-4)
+    # canonical crops read from the patches equal those read from the smoothed frame
+    angle = np.deg2rad(11.0)
+    a = canonical_crops(full, centres[:1], np.ones(1, bool), angle, A_PX, n_sites=4)
+    b = canonical_crops(
+        patches[:1], centres[:1], np.ones(1, bool), angle, A_PX, n_sites=4, corners=corners[:1]
+    )
+    np.testing.assert_allclose(a, b, atol=1e-4)

@@ -7,6 +7,7 @@ import xarray as xr
 
 from scopeflow.nn import (
     UNet,
+    fold_batchnorm,
     load_state_bytes,
     n_parameters,
     select_device,
@@ -134,3 +135,19 @@ def test_split_convolution_equals_convolution_of_concatenation(grad):
     # the same sums in a different order: float32 rounding only
     assert torch.allclose(out, ref, atol=1e-5)
     assert out.requires_grad == grad
+
+
+def test_unet_space_to_depth_and_level_widths():
+    # pixel unshuffle in, shuffle out: the logits keep the input grid; the input must be a
+    # multiple of space_to_depth * 2**depth
+    net = UNet(1, 7, width=(16, 24, 32, 64), space_to_depth=2)
+    assert net.depth == 3 and net.multiple == 16
+    y = net(torch.zeros(2, 1, 48, 32))
+    assert y.shape == (2, 7, 48, 32)
+    assert net.down[0][0].in_channels == 4 and net.head.out_channels == 28
+    # folding the batch norms keeps the unshuffled network's output (eval mode)
+    net.eval()
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        ref = net(x)
+        np.testing.assert_allclose(fold_batchnorm(net)(x).numpy(), ref.numpy(), atol=1e-4)

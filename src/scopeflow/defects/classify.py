@@ -37,7 +37,7 @@ from scopeflow.defects.lattice import A_WS2, DEFECT_CLASSES, MO, OBJECT_NAMES, V
 from scopeflow.defects.options import ClassifyOptions
 from scopeflow.defects.scoring import match_points
 
-__all__ = ["build_objects", "canonical_crops", "classify_objects"]
+__all__ = ["build_objects", "smooth_patches", "canonical_crops", "classify_objects"]
 
 log = logging.getLogger(__name__)
 
@@ -104,19 +104,65 @@ def site_offsets(a_px: float, start_deg: float) -> np.ndarray:
     return np.array(pts)
 
 
+def smooth_patches(
+    frame: np.ndarray, centres: np.ndarray, sigma_px: float, radius_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian-smoothed square patches of a frame around points.
+
+    The values equal those of ``ndimage.gaussian_filter(frame, sigma_px, truncate=3)`` (its
+    ``reflect`` border included) on every patch pixel, at a fraction of the cost when the points
+    are sparse: a 1024^2 frame with ~300 objects smooths ~0.3 M instead of 1 M pixels, without
+    the slow full-frame filter (45 ms on this CPU).
+
+    Parameters
+    ----------
+    frame : (row, col) float
+    centres : (n, 2) float
+        Patch centres [px].
+    sigma_px : float
+        Gaussian sigma [px].
+    radius_px : float
+        Patches cover at least this distance around each centre (plus one pixel for bilinear
+        read-outs) [px].
+
+    Returns
+    -------
+    patches : (n, 2 h + 1, 2 h + 1) float32
+        Smoothed values; ``patches[k, i, j]`` is the smoothed frame at
+        ``corners[k] + (i, j)``.
+    corners : (n, 2) int64
+        Frame pixel of each patch's ``[0, 0]``.
+    """
+    trunc = 3.0
+    r = int(trunc * sigma_px + 0.5)  # ndimage's kernel radius
+    h = int(np.ceil(radius_px)) + 1
+    big = h + r
+    pad = np.pad(np.asarray(frame, np.float32), big, mode="symmetric")  # = ndimage "reflect"
+    c0 = np.rint(centres).astype(np.int64)
+    c0[:, 0] = np.clip(c0[:, 0], 0, frame.shape[0] - 1)
+    c0[:, 1] = np.clip(c0[:, 1], 0, frame.shape[1] - 1)
+    off = np.arange(2 * big + 1)  # padded index c0 + off  <->  frame pixel c0 - big + off
+    raw = pad[(c0[:, 0, None] + off)[:, :, None], (c0[:, 1, None] + off)[:, None, :]]
+    sm = ndimage.gaussian_filter(raw, (0.0, sigma_px, sigma_px), truncate=trunc)
+    return sm[:, r : r + 2 * h + 1, r : r + 2 * h + 1], c0 - h
+
+
 def canonical_crops(
     smooth: np.ndarray,
     centres: np.ndarray,
     metal_centre: np.ndarray,
     angle: float,
     a_px: float,
+    n_sites: int = 13,
+    corners: np.ndarray | None = None,
 ) -> np.ndarray:
     """Lattice-aligned, symmetry-canonical crops of one frame, sampled on the lattice sites.
 
     Parameters
     ----------
-    smooth : (row, col) float
-        Probe-smoothed frame (a matched filter: its value at a site reads that column).
+    smooth : (row, col) float, or (n, p, p) float with ``corners``
+        Probe-smoothed frame (a matched filter: its value at a site reads that column), or the
+        smoothed patches of :func:`smooth_patches` around the ``n`` centres.
     centres : (n, 2) float
         Object centres [px].
     metal_centre : (n,) bool
@@ -125,15 +171,20 @@ def canonical_crops(
         Direction of ``a1`` [rad] (from +col towards +row).
     a_px : float
         Lattice constant [px].
+    n_sites : int
+        Sample the first ``n_sites`` (4 to 13) of :func:`site_offsets` (4: the first shell,
+        within ``a / sqrt(3)`` of the centre).
+    corners : (n, 2) int, optional
+        Frame pixel of each patch's origin (with patches).
 
     Returns
     -------
-    (n, 13) float64
+    (n, n_sites) float64
         Read-outs at :func:`site_offsets`, in the canonical orientation: of the six operations
         of 3m, the one putting the darkest first-shell column first (then the darker of the
         remaining two second) is kept.
     """
-    best = np.zeros((len(centres), 13))
+    best = np.zeros((len(centres), n_sites))
     best_key = np.full(len(centres), np.inf)
     for rot, mirror in _GROUP:
         phi = np.deg2rad(rot)
@@ -141,7 +192,7 @@ def canonical_crops(
             sel = metal_centre if start == 30.0 else ~metal_centre
             if not sel.any():
                 continue
-            p = site_offsets(a_px, start)
+            p = site_offsets(a_px, start)[:n_sites]
             q = p
             if mirror:  # reflect through the bond line at 30 deg: phi -> 60 deg - phi
                 c, s = np.cos(np.deg2rad(60.0)), np.sin(np.deg2rad(60.0))
@@ -151,9 +202,15 @@ def canonical_crops(
             row = sr * q[:, 0] + cr * q[:, 1]
             rr = centres[sel, 0, None] + row[None, :]
             cc = centres[sel, 1, None] + col[None, :]
-            crop = ndimage.map_coordinates(
-                smooth, [rr.ravel(), cc.ravel()], order=1, mode="nearest"
-            ).reshape(rr.shape)
+            if corners is None:
+                coords = [rr.ravel(), cc.ravel()]
+            else:  # patch k, at integer index k: linear interpolation there is exact
+                k = np.broadcast_to(np.flatnonzero(sel)[:, None], rr.shape).astype(float)
+                rr, cc = rr - corners[sel, 0, None], cc - corners[sel, 1, None]
+                coords = [k.ravel(), rr.ravel(), cc.ravel()]
+            crop = ndimage.map_coordinates(smooth, coords, order=1, mode="nearest").reshape(
+                rr.shape
+            )
             scale = np.abs(crop[:, 1:4]).max() + 1e-9
             key = crop[:, 1] * 1e3 / scale + crop[:, 2] / scale
             idx = np.flatnonzero(sel)
@@ -189,6 +246,8 @@ def _cluster_families(
         z_fit = (feats[fit] - mu) / sd
         best = None
         for k in range(1, min(opts.max_classes, len(fit) // 5) + 1):
+            if best is not None and k - best[1].n_components > opts.bic_patience:
+                break  # BIC rose for bic_patience component counts in a row: stop the search
             gmm = GaussianMixture(k, covariance_type="full", random_state=opts.seed)
             gmm.fit(z_fit)
             bics[row, k - 1] = gmm.bic(z_fit)
@@ -266,16 +325,23 @@ def classify_objects(inputs: list[xr.Dataset], opts: ClassifyOptions) -> xr.Data
     for f in np.unique(tab["frame"]):
         sel = np.flatnonzero(tab["frame"] == f)
         frame = np.asarray(image.isel(frame=int(f)).values, np.float32)
-        smooth = ndimage.gaussian_filter(frame, 0.7 * sigma_px, truncate=3.0)
+        a_px = A_WS2 / ps
+        reach = (0.0, a_px / np.sqrt(3.0), a_px, 2.0 * a_px / np.sqrt(3.0))[opts.shells]
+        patches, corners = smooth_patches(frame, pos[sel], 0.7 * sigma_px, reach)
         a1 = vecs[f, 0]
         crops = canonical_crops(
-            smooth,
+            patches,
             pos[sel],
             tab["sublattice"][sel] == 0,
             float(np.arctan2(a1[0], a1[1])),
-            A_WS2 / ps,
+            a_px,
+            n_sites=max(n_feat, 4),
+            corners=corners,
         )
-        feats[sel] = crops[:, :n_feat] / max(float(np.median(smooth)), 1e-9)
+        # per-frame scale (dose): the frame's mean count, which is also the smoothed frame's
+        # mean (the median of the smoothed frame, used before, needed the whole smoothed frame)
+        scale = max(float(frame.mean(dtype=np.float64)), 1e-9)
+        feats[sel] = crops[:, :n_feat] / scale
     t_crops = time.perf_counter() - t0
     t0 = time.perf_counter()
     # small GMM fits: BLAS threads only add contention (15x slower on a loaded 2-core box)

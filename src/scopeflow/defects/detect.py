@@ -37,7 +37,7 @@ from scopeflow.defects.lattice import (
 )
 from scopeflow.defects.options import DetectOptions
 from scopeflow.defects.temporal import combine_sites, site_evidence
-from scopeflow.defects.unet import blobs, build_model, predict
+from scopeflow.defects.unet import architecture_widths, blobs, build_model, predict
 from scopeflow.nn import fold_batchnorm, load_state_bytes, select_device
 
 __all__ = ["check_movie", "load_model", "drop_rim_vacancies", "detect_movie", "TABLE_FIELDS"]
@@ -56,7 +56,7 @@ def check_movie(movie: xr.Dataset, where: str) -> None:
             raise ValueError(f"{where}: the movie has no '{key}' attribute")
 
 
-def load_model(store: xr.Dataset, device: torch.device) -> tuple[torch.nn.Module, int]:
+def load_model(store: xr.Dataset, device: torch.device) -> torch.nn.Module:
     """Rebuild the network from a ``defects.model`` store for inference.
 
     Batch norms are folded into the convolutions (:func:`scopeflow.nn.fold_batchnorm`, exact in eval
@@ -64,15 +64,14 @@ def load_model(store: xr.Dataset, device: torch.device) -> tuple[torch.nn.Module
 
     Returns
     -------
-    model : torch.nn.Module
+    scopeflow.nn.UNet
         In eval mode on ``device``; feed it channels-last inputs.
-    depth : int
     """
     arch = store.attrs["architecture"]
-    model = build_model(int(arch["width"]), int(arch["depth"]))
+    model = build_model(architecture_widths(arch), int(arch.get("space_to_depth", 1)))
     load_state_bytes(model, store["weights"].values)
     model = fold_batchnorm(model)
-    return model.to(device).to(memory_format=torch.channels_last), int(arch["depth"])
+    return model.to(device).to(memory_format=torch.channels_last)
 
 
 def _fit_binned(frame: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndarray]:
@@ -81,7 +80,10 @@ def _fit_binned(frame: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndarray]
     A binned pixel i covers full-resolution pixels 2i and 2i + 1 (centre 2i + 0.5).
     """
     ny, nx = (frame.shape[0] // 2) * 2, (frame.shape[1] // 2) * 2
-    binned = frame[:ny, :nx].reshape(ny // 2, 2, nx // 2, 2).sum((1, 3))
+    # four strided adds: ~4x faster than a reshape-sum over the interleaved axes
+    binned = frame[0:ny:2, 0:nx:2] + frame[1:ny:2, 0:nx:2]
+    binned += frame[0:ny:2, 1:nx:2]
+    binned += frame[1:ny:2, 1:nx:2]
     vec, origin = fit_lattice_fft(binned, a_px / 2)
     return vec * 2, origin * 2 + 0.5
 
@@ -283,9 +285,9 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     if "nn" in methods and opts.temporal:
         methods = ("nn", "nn_temporal", *methods[1:])
     device = select_device(opts.device)
-    model = depth = None
+    model = None
     if "nn" in methods:
-        model, depth = load_model(model_store, device)
+        model = load_model(model_store, device)
     cal = model_store.attrs.get("calibration", {})
     sigma_px = (
         float(cal.get("probe_sigma", movie.attrs.get("simulation", {}).get("probe_sigma", 0.45)))
@@ -317,7 +319,7 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
             t0 = time.perf_counter()
             for b in range(0, stop - start, opts.batch_frames):
                 x = torch.from_numpy(chunk[b : b + opts.batch_frames]).to(device)
-                prob, arg = (t.cpu().numpy() for t in predict(model, x, depth))
+                prob, arg = (t.cpu().numpy() for t in predict(model, x))
                 for k in range(len(prob)):
                     f = start + b + k
                     det = drop_rim_vacancies(

@@ -24,6 +24,8 @@ code  name       meaning
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 __all__ = [
@@ -120,16 +122,10 @@ def fit_lattice_fft(frame: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndar
     """
     img = np.asarray(frame, dtype=np.float64)
     ny, nx = img.shape
-    win = np.outer(np.hanning(ny), np.hanning(nx))
+    win, ring = _window_and_ring(ny, nx, float(a_px))
     f = np.fft.fft2((img - img.mean()) * win)
     p = np.abs(f)
-    qy = np.fft.fftfreq(ny)[:, None]
-    qx = np.fft.fftfreq(nx)[None, :]
-    q = np.hypot(qy, qx)
-    q0 = 2.0 / (np.sqrt(3.0) * a_px)
-    ring = (q > 0.75 * q0) & (q < 1.25 * q0) & (qx >= 0)
-    pr = np.where(ring, p, 0.0)
-    iy, ix = np.unravel_index(np.argmax(pr), p.shape)
+    iy, ix = ring[0][np.argmax(p[ring])], ring[1][np.argmax(p[ring])]
     b1 = _refine_peak(p, iy, ix)
     rot = np.array(
         [[np.cos(np.pi / 3), np.sin(np.pi / 3)], [-np.sin(np.pi / 3), np.cos(np.pi / 3)]]
@@ -154,6 +150,23 @@ def fit_lattice_fft(frame: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndar
     if _mean_at(img, amat, origin, 2 / 3) > _mean_at(img, amat, origin, 1 / 3):
         amat = -amat
     return amat, origin
+
+
+@functools.lru_cache(maxsize=8)
+def _window_and_ring(ny: int, nx: int, a_px: float) -> tuple[np.ndarray, tuple]:
+    """Hann window ``(ny, nx)`` and the indices of the first-order search ring (|q| within
+    +-25 % of ``2 / (sqrt(3) a)``, ``q_col >= 0``), cached per frame shape (every frame of a
+    movie shares them)."""
+    win = np.outer(np.hanning(ny), np.hanning(nx))
+    qy = np.fft.fftfreq(ny)[:, None]
+    qx = np.fft.fftfreq(nx)[None, :]
+    q = np.hypot(qy, qx)
+    q0 = 2.0 / (np.sqrt(3.0) * a_px)
+    ring = np.nonzero((q > 0.75 * q0) & (q < 1.25 * q0) & (qx >= 0))
+    win.setflags(write=False)
+    for r in ring:
+        r.setflags(write=False)
+    return win, ring
 
 
 def _mean_at(img: np.ndarray, amat: np.ndarray, origin: np.ndarray, shift: float) -> float:
@@ -186,9 +199,11 @@ def _refine_peak(p: np.ndarray, iy: int, ix: int) -> np.ndarray:
         den = m1 - 2 * c0 + p1
         return 0.0 if den == 0 else 0.5 * (m1 - p1) / den
 
-    lp = np.log(p + 1e-12)
-    dy = offset(lp[(iy - 1) % ny, ix], lp[iy, ix], lp[(iy + 1) % ny, ix])
-    dx = offset(lp[iy, (ix - 1) % nx], lp[iy, ix], lp[iy, (ix + 1) % nx])
+    def lp(y: int, x: int) -> float:
+        return float(np.log(p[y % ny, x % nx] + 1e-12))
+
+    dy = offset(lp(iy - 1, ix), lp(iy, ix), lp(iy + 1, ix))
+    dx = offset(lp(iy, ix - 1), lp(iy, ix), lp(iy, ix + 1))
     fy = np.fft.fftfreq(ny)[iy] + dy / ny
     fx = np.fft.fftfreq(nx)[ix] + dx / nx
     return np.array([fy, fx])

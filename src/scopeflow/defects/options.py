@@ -88,8 +88,20 @@ class TrainOptions:
         units="px",
         minimum=64,
     )
-    width: int = opt(8, "Channels of the first U-Net level (doubled per level)", minimum=2)
-    depth: int = opt(3, "Number of down-sampling levels", minimum=1, maximum=5)
+    widths: tuple[int, ...] = opt(
+        (16, 24, 32, 64),
+        "Channels of the U-Net levels, finest first (one down-sampling step between levels; "
+        "2-6 levels)",
+        minimum=1,
+        min_items=2,
+    )
+    space_to_depth: int = opt(
+        2,
+        "Pixel-unshuffle block of the binned input (the U-Net runs on a grid this much coarser "
+        "with block**2 channels and pixel-shuffles its logits back; 2: ~3x faster inference)",
+        minimum=1,
+        maximum=4,
+    )
     learning_rate: float = opt(3e-3, "Adam learning rate (cosine decay)", exclusive_minimum=0)
     dose_range: tuple[float, ...] = opt(
         (0.5, 2.0), "Training dose range relative to the movie's", exclusive_minimum=0, min_items=2
@@ -111,10 +123,10 @@ class DetectOptions:
     chunk_frames: int = opt(8, "Frames read and processed per chunk (bounds memory)", minimum=1)
     batch_frames: int = opt(4, "Frames per network batch", minimum=1)
     min_score: tuple[float, ...] = opt(
-        (0.5, 0.7, 0.7, 0.7),
+        (0.5, 0.55, 0.75, 0.7),
         "Smallest mean class probability of a network blob, per class (Mo, V_S, V_S2, V_W); "
-        "chosen for the best F1 on a validation movie (seed 7, with the rim rule of "
-        "min_neighbour), not the benchmark movie",
+        "chosen for the best F1 of the default network on a validation movie (seed 7, with "
+        "the rim rule of min_neighbour), not the benchmark movie",
         minimum=0,
         maximum=1,
         min_items=4,
@@ -162,6 +174,13 @@ class ClassifyOptions:
     )
     max_classes: int = opt(8, "Largest number of GMM components tried (BIC picks)", minimum=1)
     max_fit: int = opt(4000, "Objects used to fit the GMM (all are predicted)", minimum=10)
+    bic_patience: int = opt(
+        2,
+        "Stop the BIC search over component counts after this many counts in a row above the "
+        "best so far (BIC is near-unimodal in the count; the stopped search skips the fits past "
+        "the minimum, the largest ones)",
+        minimum=1,
+    )
     seed: int = opt(0, "Random seed", minimum=0)
 
 

@@ -123,8 +123,8 @@ def train_model(inputs: list[xr.Dataset], opts: TrainOptions) -> xr.Dataset:
     -------
     xarray.Dataset
         ``weights (byte)`` uint8 (``torch.save`` bytes of the state_dict), ``loss (step)``;
-        attrs ``architecture`` (width, depth, classes), ``n_parameters``, ``calibration``,
-        ``train_seconds``, ``torch_threads``. Training is deterministic
+        attrs ``architecture`` (widths, depth, space_to_depth, classes), ``n_parameters``,
+        ``calibration``, ``train_seconds``, ``torch_threads``. Training is deterministic
         (:func:`scopeflow.nn.deterministic`): the same options and torch thread count give
         bit-identical weights.
     """
@@ -134,7 +134,7 @@ def train_model(inputs: list[xr.Dataset], opts: TrainOptions) -> xr.Dataset:
     torch.manual_seed(opts.seed)
     # channels-last layout (weights and inputs): the oneDNN convolutions, ~70 % of a training
     # step, run 10-15 % faster than in the default layout on a CPU (defects U-Net, 4 x 128^2)
-    model = build_model(opts.width, opts.depth).to(memory_format=torch.channels_last)
+    model = build_model(opts.widths, opts.space_to_depth).to(memory_format=torch.channels_last)
     period = max(1, (opts.pool_frames * 3) // opts.batch_size)  # each frame seen ~3x per pool
     cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
     weights = torch.ones(N_CLASSES)
@@ -143,7 +143,7 @@ def train_model(inputs: list[xr.Dataset], opts: TrainOptions) -> xr.Dataset:
         if k not in cache:
             cache.clear()
             frames, labels = training_pool(cal, opts, k)
-            x, _ = prepare(torch.from_numpy(frames), opts.depth)
+            x, _ = prepare(torch.from_numpy(frames), model.multiple)
             cache[k] = (x, torch.from_numpy(labels))
         return cache[k]
 
@@ -191,8 +191,9 @@ def train_model(inputs: list[xr.Dataset], opts: TrainOptions) -> xr.Dataset:
         attrs={
             "architecture": {
                 "name": "UNet",
-                "width": opts.width,
-                "depth": opts.depth,
+                "widths": list(opts.widths),
+                "depth": len(opts.widths) - 1,
+                "space_to_depth": opts.space_to_depth,
                 "n_classes": N_CLASSES,
                 "class_names": list(CLASS_NAMES),
                 "input": "2x2-binned, Anscombe, per-frame standardised",

@@ -7,10 +7,17 @@ blobs. Differences from the paper: the labels are the simulated columns themselv
 classes of :mod:`scopeflow.defects.lattice`, not "breaks the lattice" FFT residuals), the input is
 2x2-binned (0.4 Å/px at 0.2 Å/px frames, still ~4.5 px between W and S2 columns) to make a
 1024^2 frame cheap on a CPU, and an Anscombe transform with per-frame standardisation makes the
-input dose-independent.
+input dose-independent. By default the binned frame is also pixel-unshuffled 2x2 into four
+channels (Shi et al. 2016, doi:10.1109/CVPR.2016.207) and the logits shuffled back: the
+convolutions run on a 0.8 Å grid, where wider first levels (16, 24, 32, 64 channels) cost half
+the time of the plain 8-channel network on the 0.4 Å grid and detect single S vacancies as well
+(temporal F1 0.96 on the validation movie); the 8-channel unshuffled network was 3x faster but
+lost 0.05 in that F1.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -19,27 +26,52 @@ from scipy import ndimage
 from scopeflow.defects.lattice import CLASS_NAMES, DEFECT_CLASSES
 from scopeflow.nn import UNet
 
-__all__ = ["N_CLASSES", "build_model", "prepare", "label_map", "predict", "blobs"]
+__all__ = [
+    "N_CLASSES",
+    "build_model",
+    "architecture_widths",
+    "prepare",
+    "label_map",
+    "predict",
+    "blobs",
+]
 
 N_CLASSES = len(CLASS_NAMES)
 #: label disk radius in binned pixels (0.48 Å at 0.2 Å/px, about the probe sigma)
 LABEL_RADIUS = 1.2
 
 
-def build_model(width: int = 12, depth: int = 3) -> UNet:
-    """The defects U-Net: 1 input channel, :data:`N_CLASSES` outputs."""
-    return UNet(1, N_CLASSES, width=width, depth=depth)
+def build_model(widths: Sequence[int], space_to_depth: int = 1) -> UNet:
+    """The defects U-Net: 1 input channel, :data:`N_CLASSES` outputs.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Channels per level, finest first.
+    space_to_depth : int
+        Pixel-unshuffle block of the (binned) input, see :class:`~scopeflow.nn.UNet`.
+    """
+    return UNet(1, N_CLASSES, width=tuple(widths), space_to_depth=space_to_depth)
 
 
-def prepare(frames: torch.Tensor, depth: int) -> tuple[torch.Tensor, tuple[int, int]]:
+def architecture_widths(arch: dict) -> list[int]:
+    """Channels per level from a model store's ``architecture`` attrs (``widths``, or the
+    ``width``/``depth`` pair of stores written before per-level widths)."""
+    if "widths" in arch:
+        return [int(c) for c in arch["widths"]]
+    return [int(arch["width"]) * 2**k for k in range(int(arch["depth"]) + 1)]
+
+
+def prepare(frames: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Network input from raw count frames.
 
     Parameters
     ----------
     frames : (batch, row, col) float tensor
         Counts (even sizes not required).
-    depth : int
-        U-Net depth; the binned frame is padded (reflect) to a multiple of ``2**depth``.
+    multiple : int
+        The binned frame is padded (reflect) to a multiple of this (the network's
+        :attr:`~scopeflow.nn.UNet.multiple`).
 
     Returns
     -------
@@ -55,7 +87,7 @@ def prepare(frames: torch.Tensor, depth: int) -> tuple[torch.Tensor, tuple[int, 
     mean = x.mean(dim=(-2, -1), keepdim=True)
     std = x.std(dim=(-2, -1), keepdim=True).clamp_min(1e-6)
     x = (x - mean) / std
-    m = 2**depth
+    m = multiple
     hy, hx = x.shape[-2:]
     py, px = (-hy) % m, (-hx) % m
     if py or px:
@@ -100,9 +132,7 @@ def label_map(
 
 
 @torch.inference_mode()
-def predict(
-    model: torch.nn.Module, frames: torch.Tensor, depth: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: UNet, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Class probabilities and most probable class on the binned grid.
 
     Parameters
@@ -118,7 +148,7 @@ def predict(
         Most probable class (the arg-max of the logits, taken in the channels-last layout where
         the classes of a pixel are adjacent in memory).
     """
-    x, (hy, hx) = prepare(frames, depth)
+    x, (hy, hx) = prepare(frames, model.multiple)
     logits = model(x.contiguous(memory_format=torch.channels_last))[..., :hy, :hx]
     arg = logits.argmax(1).to(torch.uint8)
     return torch.softmax(logits, dim=1).contiguous(), arg

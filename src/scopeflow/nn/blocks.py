@@ -11,6 +11,8 @@ logits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -36,29 +38,55 @@ class UNet(nn.Module):
     ----------
     in_channels, n_classes : int
         Input channels and output classes.
-    width : int
-        Channels of the first level; level ``k`` has ``width * 2**k``.
+    width : int or sequence of int
+        Channels of the first level, level ``k`` then has ``width * 2**k``; or the channels of
+        every level, finest first (then ``depth`` is its length minus one).
     depth : int
-        Number of down-sampling steps.
+        Number of down-sampling steps (with an integer ``width``).
+    space_to_depth : int
+        Block size ``s`` of a pixel unshuffle at the input (each ``s x s`` block of pixels becomes
+        ``s**2`` channels) and of the matching pixel shuffle of the logits
+        (Shi et al., CVPR 2016, doi:10.1109/CVPR.2016.207): the convolutions run on an
+        ``s``-times coarser grid (for ``s = 2`` about 3x less time on a CPU for the defects
+        network, whose finest level dominated) while the output keeps the input's grid.
 
     Notes
     -----
-    Input ``(batch, in_channels, rows, cols)`` with rows and cols divisible by ``2**depth``;
-    output logits ``(batch, n_classes, rows, cols)``.
+    Input ``(batch, in_channels, rows, cols)`` with rows and cols divisible by
+    :attr:`multiple` ``= space_to_depth * 2**depth``; output logits
+    ``(batch, n_classes, rows, cols)``.
     """
 
-    def __init__(self, in_channels: int, n_classes: int, width: int = 12, depth: int = 3):
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        width: int | Sequence[int] = 12,
+        depth: int = 3,
+        space_to_depth: int = 1,
+    ):
         super().__init__()
-        chans = [width * 2**k for k in range(depth + 1)]
-        self.down = nn.ModuleList([conv_block(in_channels, chans[0])])
+        s2 = space_to_depth**2
+        if isinstance(width, int):
+            chans = [width * 2**k for k in range(depth + 1)]
+        else:
+            chans = [int(c) for c in width]
+            depth = len(chans) - 1
+        self.down = nn.ModuleList([conv_block(in_channels * s2, chans[0])])
         self.down.extend(conv_block(chans[k], chans[k + 1]) for k in range(depth))
         self.up = nn.ModuleList(
             conv_block(chans[k + 1] + chans[k], chans[k]) for k in reversed(range(depth))
         )
-        self.head = nn.Conv2d(chans[0], n_classes, 1)
+        self.head = nn.Conv2d(chans[0], n_classes * s2, 1)
         self.depth = depth
+        self.space_to_depth = space_to_depth
+        #: the input size must be a multiple of this
+        self.multiple = space_to_depth * 2**depth
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.space_to_depth
+        if s > 1:
+            x = nn.functional.pixel_unshuffle(x, s)
         skips = []
         for k, block in enumerate(self.down):
             if k > 0:
@@ -69,7 +97,8 @@ class UNet(nn.Module):
         for block in self.up:
             x = nn.functional.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = block[1:](_conv_concat(block[0], x, skips.pop()))
-        return self.head(x)
+        x = self.head(x)
+        return nn.functional.pixel_shuffle(x, s) if s > 1 else x
 
 
 def _conv_concat(conv: nn.Conv2d, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
