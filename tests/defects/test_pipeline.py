@@ -128,6 +128,22 @@ def test_baseline_precision_recall_on_intact_frames():
     assert prf(*counts[V_S2])[1] > 0.9
 
 
+def test_spilled_tables_equal_the_in_memory_ones(movie, monkeypatch):
+    # a long movie's tables go to disk once they hold SPILL_ROWS rows; forcing a spill after
+    # every chunk must give the same table, now dask-backed
+    import scopeflow.defects.detect as det_mod
+
+    opts = DetectOptions(method="baseline", chunk_frames=2)
+    mem = STAGES["detect"].func([movie, xr.Dataset()], opts)
+    monkeypatch.setattr(det_mod, "SPILL_ROWS", 1)
+    disk = STAGES["detect"].func([movie, xr.Dataset()], opts)
+    assert not hasattr(mem["baseline_row"].data, "dask")
+    assert hasattr(disk["baseline_row"].data, "dask")
+    assert mem.sizes["baseline_point"] > 50
+    for key in ("frame", "row", "col", "class", "site_i", "site_j"):
+        np.testing.assert_array_equal(mem[f"baseline_{key}"].values, disk[f"baseline_{key}"].values)
+
+
 def test_baseline_resolves_single_s_vacancies_at_high_dose(tmp_path):
     # at dose 200 the S2 / single-S read-out difference is ~8 noise sd (sqrt(10) x dose 20)
     opts = SimulateOptions(shape=(192, 192), n_frames=2, dose=200.0, disorder_start=9, seed=12)

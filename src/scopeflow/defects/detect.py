@@ -1,8 +1,10 @@
 """Stage ``detect``: defect detections from the network and from the classical baseline.
 
-Frames are read from the (lazy) movie ``chunk_frames`` at a time and the detection tables are
-appended to temporary on-disk Zarr arrays after every chunk (returned as dask arrays that the
-store writer copies chunk by chunk), so memory is bounded by the chunk, not by the movie length;
+Frames are read from the (lazy) movie ``chunk_frames`` at a time; once a detection table holds
+:data:`SPILL_ROWS` rows it is appended to temporary on-disk Zarr arrays (returned as dask arrays
+that the store writer copies chunk by chunk), so memory is bounded by the chunk and that buffer,
+not by the movie length (a table that never reached it stays in memory: writing small Zarr
+arrays cost ~15 ms per 1024^2 frame of a 16-frame movie);
 the network sees ``batch_frames`` frames per forward pass (the GPU path batches frames on
 the chosen device). Every frame gets a lattice fit (Fourier peaks, origin unwrapped across
 frames) that gives each detection its lattice site and the drift for the later stages.
@@ -40,7 +42,14 @@ from scopeflow.defects.temporal import combine_sites, site_evidence
 from scopeflow.defects.unet import architecture_widths, blobs, build_model, predict
 from scopeflow.nn import fold_batchnorm, load_state_bytes, select_device
 
-__all__ = ["check_movie", "load_model", "drop_rim_vacancies", "detect_movie", "TABLE_FIELDS"]
+__all__ = [
+    "check_movie",
+    "load_model",
+    "drop_rim_vacancies",
+    "detect_movie",
+    "TABLE_FIELDS",
+    "SPILL_ROWS",
+]
 
 #: columns of a detections table (prefixed ``nn_`` / ``baseline_`` in the store)
 TABLE_FIELDS = ("frame", "row", "col", "class", "score", "site_i", "site_j", "sublattice")
@@ -162,6 +171,10 @@ def _spill(table: dict[str, list], root: str, method: str) -> None:
         table[key].clear()
 
 
+#: buffered rows of a detection table before it goes to disk (~8 MB; ~250 frames of 1024^2)
+SPILL_ROWS = 1 << 18
+
+
 def _spill_dir() -> str:
     """A temporary directory for the detection tables, removed when the process exits."""
     root = tempfile.mkdtemp(prefix="scopeflow-detections-")
@@ -270,7 +283,8 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
         ``temporal_vacancy_model``: fitted ``p_birth, p10, prior`` (window means) and
         ``windows``), with fields :data:`TABLE_FIELDS` (row/col in px, class codes of
         :mod:`scopeflow.defects.lattice`, score in [0, 1], lattice site (i, j, sublattice 0 metal
-        / 1 S)), dask-backed (read from a temporary directory that lives as long as the process);
+        / 1 S)), dask-backed when a table outgrew :data:`SPILL_ROWS` (read from a temporary
+        directory that lives as long as the process), else in memory;
         ``lattice_vectors (frame, basis, axis)`` and ``lattice_origin (frame, axis)``
         [px]; attrs pixel_size, frame_time, dose, electron_dose and seconds per frame of each
         method.
@@ -295,7 +309,7 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
     )
     min_dist = int(np.floor(opts.min_distance / ps))
     tables = {m: _empty() for m in methods}
-    spill = _spill_dir()
+    spill, spilled = None, set()
     seconds = dict.fromkeys(methods, 0.0)
     vecs, origins = np.zeros((nf, 2, 2)), np.zeros((nf, 2))
     t_fit = 0.0
@@ -356,8 +370,11 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
                 )
                 _append(tables["baseline"], det, f, vecs[f], origins[f])
             seconds["baseline"] += time.perf_counter() - t0
-        for m in methods:  # tables go to disk per chunk: memory stays flat as the movie grows
-            _spill(tables[m], spill, m)
+        for m in methods:  # full buffers go to disk: memory stays flat as the movie grows
+            if sum(len(a) for a in tables[m]["frame"]) >= SPILL_ROWS:
+                spill = spill or _spill_dir()
+                _spill(tables[m], spill, m)
+                spilled.add(m)
     if "nn_temporal" in methods:
         seconds["nn_temporal"] = seconds["nn"] + t_hmm
     ds = xr.Dataset(
@@ -372,8 +389,13 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
         },
     )
     for m in methods:
+        if m in spilled:
+            _spill(tables[m], spill, m)
         for key in TABLE_FIELDS:
-            arr = da.from_zarr(zarr.open_array(os.path.join(spill, f"{m}_{key}"), mode="r"))
+            if m in spilled:
+                arr = da.from_zarr(zarr.open_array(os.path.join(spill, f"{m}_{key}"), mode="r"))
+            else:
+                arr = np.concatenate([np.zeros(0, _DTYPES[key]), *tables[m][key]])
             ds[f"{m}_{key}"] = (f"{m}_point", arr, {"units": _UNITS.get(key, "1")})
         fit_share = t_fit / nf
         ds.attrs[f"{m}_seconds_per_frame"] = seconds[m] / nf + fit_share

@@ -219,7 +219,13 @@ def combine_sites(
     if len(q) == 0:
         e = np.zeros(0, np.int64)
         return dict(frame=e, site_i=e, site_j=e, score=np.zeros(0), p_birth=0.0, p10=0.0, prior=0.0)
-    sites, inv = np.unique(ij, axis=0, return_inverse=True)
+    # unique sites through one int64 key per (i, j) (row-major, so the same order as
+    # ``np.unique(ij, axis=0)``, which sorts a structured view ~10x slower)
+    ij = np.asarray(ij, np.int64)
+    lo = ij.min(0)
+    span = int(ij[:, 1].max() - lo[1]) + 1
+    keys, inv = np.unique((ij[:, 0] - lo[0]) * span + (ij[:, 1] - lo[1]), return_inverse=True)
+    sites = np.stack([keys // span + lo[0], keys % span + lo[1]], 1)
     inv = inv.ravel()
     qc = np.clip(q.astype(np.float64), EPS, 1 - EPS)
     prior = float(np.clip(qc.mean(), EPS, 1 - EPS))
