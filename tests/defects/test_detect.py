@@ -1,6 +1,7 @@
 """The rim rule of the network detector: an empty site next to a missing column is a hole."""
 
 import numpy as np
+import pytest
 
 from scopeflow.defects.detect import drop_rim_vacancies
 from scopeflow.defects.lattice import MO, V_S2, V_W, lattice_vectors
@@ -42,3 +43,31 @@ def test_w_vacancy_needs_its_metal_shell():
     rb, cb = int(round((r - 0.5) / 2)), int(round((c - 0.5) / 2))
     p_bg[rb - 1 : rb + 2, cb - 1 : cb + 2] = 0.9
     assert len(drop_rim_vacancies(det, p_bg, vec, 0.5)["row"]) == 0
+
+
+@pytest.mark.parametrize("space_to_depth", [1, 2])
+def test_predict_is_softmax_and_argmax_of_the_shuffled_logits(space_to_depth):
+    # predict's probabilities and classes are the softmax / arg-max of the network's logits on
+    # the binned grid, cropped back from the padding to a multiple of the network's block
+    import torch
+
+    from scopeflow.defects.unet import build_model, predict, prepare
+
+    torch.manual_seed(0)
+    model = build_model((4, 8), space_to_depth).eval().to(memory_format=torch.channels_last)
+    frames = torch.rand(2, 36, 52) * 20
+    prob, arg = predict(model, frames)
+    with torch.no_grad():
+        x, (hy, hx) = prepare(frames, model.multiple)
+        logits = model(x)[..., :hy, :hx]
+    assert prob.shape == (2, 7, 18, 26) and arg.shape == (2, 18, 26)
+    np.testing.assert_allclose(prob.numpy(), torch.softmax(logits, 1).numpy(), atol=1e-6)
+    np.testing.assert_array_equal(arg.numpy(), logits.argmax(1).numpy())
+
+
+def test_model_stores_of_both_architecture_formats_rebuild():
+    # stores written before per-level widths carry width and depth (channels doubling per level)
+    from scopeflow.defects.unet import architecture_widths
+
+    assert architecture_widths({"width": 8, "depth": 3}) == [8, 16, 32, 64]
+    assert architecture_widths({"widths": [16, 24, 32, 64], "depth": 3}) == [16, 24, 32, 64]
