@@ -321,12 +321,12 @@ def classify_objects(inputs: list[xr.Dataset], opts: ClassifyOptions) -> xr.Data
     n_feat = (1, 4, 10, 13)[opts.shells]
     feats = np.zeros((n, n_feat))
     image = movie["image"]
+    a_px = A_WS2 / ps
+    reach = (0.0, a_px / np.sqrt(3.0), a_px, 2.0 * a_px / np.sqrt(3.0))[opts.shells]  # [px]
     t0 = time.perf_counter()
     for f in np.unique(tab["frame"]):
         sel = np.flatnonzero(tab["frame"] == f)
         frame = np.asarray(image.isel(frame=int(f)).values, np.float32)
-        a_px = A_WS2 / ps
-        reach = (0.0, a_px / np.sqrt(3.0), a_px, 2.0 * a_px / np.sqrt(3.0))[opts.shells]
         patches, corners = smooth_patches(frame, pos[sel], 0.7 * sigma_px, reach)
         a1 = vecs[f, 0]
         crops = canonical_crops(

@@ -125,7 +125,8 @@ def fit_lattice_fft(frame: np.ndarray, a_px: float) -> tuple[np.ndarray, np.ndar
     win, ring = _window_and_ring(ny, nx, float(a_px))
     f = np.fft.fft2((img - img.mean()) * win)
     p = np.abs(f)
-    iy, ix = ring[0][np.argmax(p[ring])], ring[1][np.argmax(p[ring])]
+    k = int(np.argmax(p[ring]))
+    iy, ix = ring[0][k], ring[1][k]
     b1 = _refine_peak(p, iy, ix)
     rot = np.array(
         [[np.cos(np.pi / 3), np.sin(np.pi / 3)], [-np.sin(np.pi / 3), np.cos(np.pi / 3)]]
