@@ -64,3 +64,23 @@ def test_wrong_input_kind_is_refused(tmp_path, capsys):
 def test_schemas_are_in_sync_with_options():
     res = _run("schema", "--check", "--dir", str(ROOT / "workflow" / "schemas"))
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_stage_targets_resolve_and_threads_reach_torch():
+    # Stage functions are import paths resolved when the stage runs; a typo would only show
+    # when that rule runs, so every one is resolved here.
+    for tech in available_techniques():
+        for name, stage in load_stages(tech).items():
+            assert callable(stage.func), f"{tech}.{name}: {stage.target!r}"
+    # --threads must reach torch even though the CLI no longer imports it before the stage does
+    # (torch reads OMP_NUM_THREADS at import); run in a fresh interpreter without torch loaded.
+    code = (
+        "import sys; from scopeflow.cli import _set_threads; _set_threads(int(sys.argv[1])); "
+        "assert 'torch' not in sys.modules; import torch; print(torch.get_num_threads())"
+    )
+    for n in (1, 2):
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(n)], capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.strip() == str(n)

@@ -84,13 +84,18 @@ def _bound_heap() -> None:
 
 
 def _set_threads(n: int) -> None:
+    """``n`` threads for BLAS/OpenMP, dask and torch.
+
+    torch is not imported here (2-3 s, and most stages never use it): it takes its intra-op
+    thread count from ``OMP_NUM_THREADS`` when it is first imported, by the stage function.
+    """
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     import dask
-    import torch
 
-    torch.set_num_threads(n)
     dask.config.set(scheduler="threads", num_workers=n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
 
 
 def _parse_params(text: str | None) -> dict:

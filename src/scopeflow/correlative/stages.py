@@ -6,16 +6,14 @@ specimen; ``compare`` reads their ``infer`` and ``analyze`` stores.
 
 from __future__ import annotations
 
-from scopeflow.correlative.compare import compare
 from scopeflow.correlative.options import CompareOptions, FiguresOptions
-from scopeflow.correlative.plots import figures
 from scopeflow.stage import Stage
 
 __all__ = ["STAGES", "SAMPLE_KEYS"]
 
 STAGES: dict[str, Stage] = {
     "compare": Stage(
-        compare,
+        "scopeflow.correlative.compare:compare",
         CompareOptions,
         ("polar4d.pmap", "fpxm.analysis"),
         "store",
@@ -23,7 +21,7 @@ STAGES: dict[str, Stage] = {
         "polar4d and fpxm P maps on one grid: |P|, vector and direction agreement, blind spots",
     ),
     "figures": Stage(
-        figures,
+        "scopeflow.correlative.plots:figures",
         FiguresOptions,
         ("correlative.comparison",),
         "figures",

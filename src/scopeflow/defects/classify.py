@@ -32,8 +32,16 @@ from scipy.spatial import cKDTree
 from sklearn.mixture import GaussianMixture
 from threadpoolctl import threadpool_limits
 
-from scopeflow.defects.detect import TABLE_FIELDS
-from scopeflow.defects.lattice import A_WS2, DEFECT_CLASSES, MO, OBJECT_NAMES, V_S, V_S2, d_ws
+from scopeflow.defects.lattice import (
+    A_WS2,
+    DEFECT_CLASSES,
+    MO,
+    OBJECT_NAMES,
+    TABLE_FIELDS,
+    V_S,
+    V_S2,
+    d_ws,
+)
 from scopeflow.defects.options import ClassifyOptions
 from scopeflow.defects.scoring import match_points
 

@@ -29,6 +29,7 @@ from scopeflow.defects.baseline import detect_frame_baseline
 from scopeflow.defects.lattice import (
     A_WS2,
     BG,
+    TABLE_FIELDS,
     V_S,
     V_S2,
     V_W,
@@ -51,8 +52,6 @@ __all__ = [
     "SPILL_ROWS",
 ]
 
-#: columns of a detections table (prefixed ``nn_`` / ``baseline_`` in the store)
-TABLE_FIELDS = ("frame", "row", "col", "class", "score", "site_i", "site_j", "sublattice")
 _UNITS = {"row": "px", "col": "px", "frame": "frame"}
 
 

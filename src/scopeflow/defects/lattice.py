@@ -29,6 +29,7 @@ import functools
 import numpy as np
 
 __all__ = [
+    "TABLE_FIELDS",
     "A_WS2",
     "CLASS_NAMES",
     "DEFECT_CLASSES",
@@ -53,6 +54,8 @@ DEFECT_CLASSES = (MO, V_S, V_S2, V_W)
 COMPLEX_NAMES = ("Mo-V_S", "Mo-V_S2", "Mo-2V_S")
 #: Physical classes of classified objects (Mo-centred objects first).
 OBJECT_NAMES = ("Mo", "Mo-V_S", "Mo-V_S2", "Mo-2V_S", "V_S", "V_S2", "V_W")
+#: Columns of a detections table (prefixed ``nn_`` / ``baseline_`` in the store).
+TABLE_FIELDS = ("frame", "row", "col", "class", "score", "site_i", "site_j", "sublattice")
 
 
 def _z17(z: float) -> float:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from scopeflow.defects.analyze import analyze_stage
-from scopeflow.defects.classify import classify_objects
-from scopeflow.defects.detect import detect_movie
-from scopeflow.defects.ingest import ingest_movie
-from scopeflow.defects.kinetics import kinetics_stage
 from scopeflow.defects.options import (
     AnalyzeOptions,
     ClassifyOptions,
@@ -18,17 +13,13 @@ from scopeflow.defects.options import (
     TrackOptions,
     TrainOptions,
 )
-from scopeflow.defects.plots import figures
-from scopeflow.defects.simulate import simulate_movie
-from scopeflow.defects.track import track_objects
-from scopeflow.defects.train import train_model
 from scopeflow.stage import Stage
 
 __all__ = ["STAGES"]
 
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
-        simulate_movie,
+        "scopeflow.defects.simulate:simulate_movie",
         SimulateOptions,
         (),
         "store",
@@ -36,7 +27,7 @@ STAGES: dict[str, Stage] = {
         "Simulated HAADF movie of Mo-doped WS2 with defect kinetics and truth",
     ),
     "ingest": Stage(
-        ingest_movie,
+        "scopeflow.defects.ingest:ingest_movie",
         IngestOptions,
         (),
         "store",
@@ -44,7 +35,7 @@ STAGES: dict[str, Stage] = {
         "Read a DM3/DM4/EMD/TIFF movie with its calibration",
     ),
     "train": Stage(
-        train_model,
+        "scopeflow.defects.train:train_model",
         TrainOptions,
         ("defects.movie",),
         "store",
@@ -52,7 +43,7 @@ STAGES: dict[str, Stage] = {
         "Train the U-Net on frames simulated at the movie's calibration",
     ),
     "detect": Stage(
-        detect_movie,
+        "scopeflow.defects.detect:detect_movie",
         DetectOptions,
         ("defects.movie", "defects.model"),
         "store",
@@ -60,7 +51,7 @@ STAGES: dict[str, Stage] = {
         "Network and lattice-fit baseline detections",
     ),
     "classify": Stage(
-        classify_objects,
+        "scopeflow.defects.classify:classify_objects",
         ClassifyOptions,
         ("defects.detections", "defects.movie"),
         "store",
@@ -68,7 +59,7 @@ STAGES: dict[str, Stage] = {
         "GMM (BIC) classes of lattice-aligned symmetry-pooled crops",
     ),
     "track": Stage(
-        track_objects,
+        "scopeflow.defects.track:track_objects",
         TrackOptions,
         ("defects.classes",),
         "store",
@@ -76,7 +67,7 @@ STAGES: dict[str, Stage] = {
         "One-to-one linking with gap closing",
     ),
     "kinetics": Stage(
-        kinetics_stage,
+        "scopeflow.defects.kinetics:kinetics_stage",
         KineticsOptions,
         ("defects.tracks",),
         "store",
@@ -84,7 +75,7 @@ STAGES: dict[str, Stage] = {
         "S-vacancy D and complex transition matrix",
     ),
     "analyze": Stage(
-        analyze_stage,
+        "scopeflow.defects.analyze:analyze_stage",
         AnalyzeOptions,
         (
             "defects.movie",
@@ -98,7 +89,7 @@ STAGES: dict[str, Stage] = {
         "Metrics vs ground truth",
     ),
     "figures": Stage(
-        figures,
+        "scopeflow.defects.plots:figures",
         FiguresOptions,
         ("defects.movie", "defects.detections", "defects.tracks", "defects.kinetics"),
         "figures",

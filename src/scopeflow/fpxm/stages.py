@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from scopeflow.fpxm.analyze import analyze
-from scopeflow.fpxm.ingest import ingest
 from scopeflow.fpxm.options import (
     AnalyzeOptions,
     FiguresOptions,
@@ -11,16 +9,13 @@ from scopeflow.fpxm.options import (
     ReconstructOptions,
     SimulateOptions,
 )
-from scopeflow.fpxm.plots import figures
-from scopeflow.fpxm.reconstruct import reconstruct
-from scopeflow.fpxm.simulate import simulate
 from scopeflow.stage import Stage
 
 __all__ = ["STAGES"]
 
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
-        simulate,
+        "scopeflow.fpxm.simulate:simulate",
         SimulateOptions,
         (),
         "store",
@@ -28,7 +23,7 @@ STAGES: dict[str, Stage] = {
         "simulate an FP-DFXM stack of a ferroelectric film with ground truth",
     ),
     "ingest": Stage(
-        ingest,
+        "scopeflow.fpxm.ingest:ingest",
         IngestOptions,
         (),
         "store",
@@ -36,7 +31,7 @@ STAGES: dict[str, Stage] = {
         "read a measured FP-DFXM stack (HDF5/NeXus or TIFF) with its calibrations",
     ),
     "reconstruct": Stage(
-        reconstruct,
+        "scopeflow.fpxm.reconstruct:reconstruct",
         ReconstructOptions,
         ("fpxm.stack",),
         "store",
@@ -44,7 +39,7 @@ STAGES: dict[str, Stage] = {
         "Fourier-ptychographic recovery of the Bragg field, Zernike pupil and shifts",
     ),
     "analyze": Stage(
-        analyze,
+        "scopeflow.fpxm.analyze:analyze",
         AnalyzeOptions,
         ("fpxm.stack", "fpxm.field"),
         "store",
@@ -52,7 +47,7 @@ STAGES: dict[str, Stage] = {
         "phase -> strain/tilt -> polarization (local LGD equilibrium), metrics",
     ),
     "figures": Stage(
-        figures,
+        "scopeflow.fpxm.plots:figures",
         FiguresOptions,
         ("fpxm.field", "fpxm.analysis"),
         "figures",

@@ -14,8 +14,6 @@ reconstruction store.
 
 from __future__ import annotations
 
-from scopeflow.ltem.analyze import analyze
-from scopeflow.ltem.ingest import ingest
 from scopeflow.ltem.options import (
     AnalyzeOptions,
     FiguresOptions,
@@ -23,16 +21,13 @@ from scopeflow.ltem.options import (
     ReconstructOptions,
     SimulateOptions,
 )
-from scopeflow.ltem.plots import figures
-from scopeflow.ltem.reconstruct import reconstruct
-from scopeflow.ltem.simulate import simulate_series
 from scopeflow.stage import Stage
 
 __all__ = ["STAGES"]
 
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
-        simulate_series,
+        "scopeflow.ltem.simulate:simulate_series",
         SimulateOptions,
         (),
         "store",
@@ -40,7 +35,7 @@ STAGES: dict[str, Stage] = {
         "simulate a Lorentz-TEM through-focus series of a magnetic texture, with ground truth",
     ),
     "ingest": Stage(
-        ingest,
+        "scopeflow.ltem.ingest:ingest",
         IngestOptions,
         (),
         "store",
@@ -48,7 +43,7 @@ STAGES: dict[str, Stage] = {
         "read a through-focus series from TIFF/DM3/DM4/EMD with its calibrations",
     ),
     "reconstruct": Stage(
-        reconstruct,
+        "scopeflow.ltem.reconstruct:reconstruct",
         ReconstructOptions,
         ("ltem.series",),
         "store",
@@ -56,7 +51,7 @@ STAGES: dict[str, Stage] = {
         "TIE baseline and AD phase retrieval with joint microscope-parameter refinement",
     ),
     "analyze": Stage(
-        analyze,
+        "scopeflow.ltem.analyze:analyze",
         AnalyzeOptions,
         ("ltem.phase",),
         "store",
@@ -64,7 +59,7 @@ STAGES: dict[str, Stage] = {
         "induction maps and metrics against ground truth",
     ),
     "figures": Stage(
-        figures,
+        "scopeflow.ltem.plots:figures",
         FiguresOptions,
         ("ltem.analysis",),
         "figures",

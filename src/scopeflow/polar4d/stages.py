@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from scopeflow.polar4d.analyze import analyze_stage
-from scopeflow.polar4d.infer import infer_scan
-from scopeflow.polar4d.ingest import ingest_scan
 from scopeflow.polar4d.options import (
     AnalyzeOptions,
     FiguresOptions,
@@ -14,16 +11,13 @@ from scopeflow.polar4d.options import (
     TrainOptions,
     TrainSetOptions,
 )
-from scopeflow.polar4d.plots import figures
-from scopeflow.polar4d.simulate import simulate_scan, simulate_trainset
-from scopeflow.polar4d.train import train_model
 from scopeflow.stage import Stage
 
 __all__ = ["STAGES"]
 
 STAGES: dict[str, Stage] = {
     "trainset": Stage(
-        simulate_trainset,
+        "scopeflow.polar4d.simulate:simulate_trainset",
         TrainSetOptions,
         (),
         "store",
@@ -31,7 +25,7 @@ STAGES: dict[str, Stage] = {
         "abTEM CBED patterns of randomly displaced perovskite cells (thickness series)",
     ),
     "simulate": Stage(
-        simulate_scan,
+        "scopeflow.polar4d.simulate:simulate_scan",
         SimulateOptions,
         (),
         "store",
@@ -39,7 +33,7 @@ STAGES: dict[str, Stage] = {
         "4D-STEM scan of a film with polar nanodomains, with truth",
     ),
     "ingest": Stage(
-        ingest_scan,
+        "scopeflow.polar4d.ingest:ingest_scan",
         IngestOptions,
         (),
         "store",
@@ -47,7 +41,7 @@ STAGES: dict[str, Stage] = {
         "Read a MIB/EMD/HDF5/DM4/EMPAD 4D-STEM file with calibrations",
     ),
     "train": Stage(
-        train_model,
+        "scopeflow.polar4d.train:train_model",
         TrainOptions,
         ("polar4d.trainset",),
         "store",
@@ -55,7 +49,7 @@ STAGES: dict[str, Stage] = {
         "Two-branch CNN with uncertainty + PCA/ridge and COM baselines",
     ),
     "infer": Stage(
-        infer_scan,
+        "scopeflow.polar4d.infer:infer_scan",
         InferOptions,
         ("polar4d.scan", "polar4d.model"),
         "store",
@@ -63,7 +57,7 @@ STAGES: dict[str, Stage] = {
         "Streamed displacement / polarization maps with uncertainty and baselines",
     ),
     "analyze": Stage(
-        analyze_stage,
+        "scopeflow.polar4d.analyze:analyze_stage",
         AnalyzeOptions,
         ("polar4d.scan", "polar4d.pmap", "polar4d.model"),
         "store",
@@ -71,7 +65,7 @@ STAGES: dict[str, Stage] = {
         "Metrics vs truth and baselines, <111> rotation, topological density",
     ),
     "figures": Stage(
-        figures,
+        "scopeflow.polar4d.plots:figures",
         FiguresOptions,
         ("polar4d.pmap", "polar4d.analysis", "polar4d.model"),
         "figures",

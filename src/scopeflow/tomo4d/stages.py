@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from scopeflow.stage import Stage
-from scopeflow.tomo4d.analyze import analyze
-from scopeflow.tomo4d.export import export
-from scopeflow.tomo4d.index import index
-from scopeflow.tomo4d.ingest import ingest
 from scopeflow.tomo4d.options import (
     AnalyzeOptions,
     ExportOptions,
@@ -17,16 +13,12 @@ from scopeflow.tomo4d.options import (
     SimulateOptions,
     TrackOptions,
 )
-from scopeflow.tomo4d.plots import figures
-from scopeflow.tomo4d.reduce import reduce
-from scopeflow.tomo4d.simulate import simulate
-from scopeflow.tomo4d.track import track
 
 __all__ = ["STAGES"]
 
 STAGES: dict[str, Stage] = {
     "simulate": Stage(
-        simulate,
+        "scopeflow.tomo4d.simulate:simulate",
         SimulateOptions,
         (),
         "store",
@@ -34,7 +26,7 @@ STAGES: dict[str, Stage] = {
         "simulate a sparse 4D-STEM tilt series of agglomerated nanocrystals with ground truth",
     ),
     "ingest": Stage(
-        ingest,
+        "scopeflow.tomo4d.ingest:ingest",
         IngestOptions,
         (),
         "store",
@@ -42,7 +34,7 @@ STAGES: dict[str, Stage] = {
         "read a tilt series of 4D-STEM files (MIB, EMD/HDF5, DM4, EMPAD) into sparse counts",
     ),
     "track": Stage(
-        track,
+        "scopeflow.tomo4d.track:track",
         TrackOptions,
         ("tomo4d.series",),
         "store",
@@ -50,7 +42,7 @@ STAGES: dict[str, Stage] = {
         "virtual ADF images, OpenCV tracking with lagged references, masks of the target",
     ),
     "reduce": Stage(
-        reduce,
+        "scopeflow.tomo4d.reduce:reduce",
         ReduceOptions,
         ("tomo4d.series", "tomo4d.track"),
         "store",
@@ -58,7 +50,7 @@ STAGES: dict[str, Stage] = {
         "sum the target's re-centred patterns per tilt (tracked, fixed box, whole field, oracle)",
     ),
     "index": Stage(
-        index,
+        "scopeflow.tomo4d.index:index",
         IndexOptions,
         ("tomo4d.frames",),
         "store",
@@ -66,7 +58,7 @@ STAGES: dict[str, Stage] = {
         "spot search, Ewald inversion, DPS indexing, cell and tilt-axis refinement, integration",
     ),
     "export": Stage(
-        export,
+        "scopeflow.tomo4d.export:export",
         ExportOptions,
         ("tomo4d.frames", "tomo4d.index"),
         "figures",
@@ -74,7 +66,7 @@ STAGES: dict[str, Stage] = {
         "PETS2 project (.pts2 + TIFF frames) and SHELX HKLF4 .hkl",
     ),
     "analyze": Stage(
-        analyze,
+        "scopeflow.tomo4d.analyze:analyze",
         AnalyzeOptions,
         ("tomo4d.series", "tomo4d.track", "tomo4d.index"),
         "store",
@@ -82,7 +74,7 @@ STAGES: dict[str, Stage] = {
         "cell and orientation vs the target's truth, mask purity/capture, baselines",
     ),
     "figures": Stage(
-        figures,
+        "scopeflow.tomo4d.plots:figures",
         FiguresOptions,
         ("tomo4d.track", "tomo4d.frames", "tomo4d.index"),
         "figures",
