@@ -56,6 +56,9 @@ rule defects_train:
         log_file("defects", "train"),
     benchmark:
         bench_file("defects", "train")
+    # the longest job, and six serial stages wait for it: started first, they overlap the
+    # other techniques' jobs instead of running alone at the end of the DAG
+    priority: 10
     conda:
         env_file("defects")
     threads: 2
