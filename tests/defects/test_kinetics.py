@@ -107,34 +107,43 @@ def _step_sq(track, frame, ij):
     return hop_sq(d[:, 0], d[:, 1])
 
 
-def test_search_range_admits_double_hops():
+def test_hop_mixture_models_the_search_range():
     # S vacancies hop Poisson(k = 0.4) times per frame: two collinear hops (2 a = 6.36 Å,
-    # 0.9 % of frames) carry 11 % of <dr^2>, so a search range below 2 a biases D low
+    # 0.9 % of frames) carry 11 % of <dr^2>. A range below 2 a (the default 6 Å) cuts them, which
+    # biases the pooled sum low; the mixture fits the shells within the range, so it is not.
     rng = np.random.default_rng(3)
     frame, track, ij, pos = _linked_walks(rng)
     d2 = _step_sq(track, frame, ij)
-    d_real = d2.mean() / 4
-    for rng_a, expect_low in ((6.0, True), (TrackOptions().search_range, False)):
+    rate = 0.4
+    assert 2 * A_WS2 > TrackOptions().search_range > np.sqrt(3) * A_WS2
+    # reference: the mixture on every true step (nothing cut)
+    full, dt_full = link_displacements(_groups(track), frame, ij[:, 0], ij[:, 1])
+    k_full, _ = hop_mixture(full, dt_full, 30.0)
+    for rng_a in (TrackOptions().search_range, 7.0):
         tid = link(frame, pos, rng_a, max_gap=0)
         # isolated walkers (80 Å apart, ~13 Å rms spread over 40 frames): tracks only break
         # at steps longer than the range, never swap
         assert track_purity(tid, track) == 1.0
-        d_hop, _ = _hop_d(tid, frame, ij)
-        # the linked estimate is exactly the realised D over the steps within range
+        d_pooled, _ = _hop_d(tid, frame, ij)
         short = d2[np.sqrt(d2) < rng_a]  # no lattice distance within 0.3 Å of 6 or 7 Å
-        assert np.isclose(d_hop, short.mean() / 4, rtol=1e-9)
+        # the pooled estimate is exactly the realised D over the steps within range
+        assert np.isclose(d_pooled, short.mean() / 4, rtol=1e-9)
         lost = 1 - short.sum() / d2.sum()
-        if expect_low:
+        dd, dt = link_displacements(_groups(tid), frame, ij[:, 0], ij[:, 1])
+        k, eps = hop_mixture(dd, dt, rng_a)
+        # ~1560 hops over ~3900 steps: relative standard error of the rate ~2.5 %, x1.5 for
+        # estimating the (absent) contamination too; 4 sigma
+        assert abs(k / rate - 1) < 0.15 and eps < 0.03
+        # against the fit on all steps: both see the same walks but for the ~1 % of steps cut
+        # (and a free contamination fraction); over seeds 3-6 they differed by < 2.8 %, while
+        # a fit that ignores the range (r_max 30 Å on the 6 Å links) was 5-8 % low
+        assert abs(k / k_full - 1) < 0.035
+        if rng_a < 2 * A_WS2:
             # model: steps > 6 Å (2 a, sqrt(7) a, 3 a) carry 13.3 % of <dr^2> at k = 0.4
-            assert lost > 0.07 and d_hop < 0.93 * d_real
+            assert lost > 0.07 and d_pooled < 0.93 * rate * A_WS2**2 / 4
         else:
             # at 7 Å only triple hops (sqrt(7) a, 3 a; 3.0 % of <dr^2> by the model) are lost
             assert lost < 0.06
-    # against the set D: relative standard error of the mean of d^2 over ~3900 steps
-    # (~3 %), 4 sigma, plus the 3 % of <dr^2> that lies beyond 7 Å
-    d_set = 0.4 * A_WS2**2 / 4
-    rel_se = d2.std() / d2.mean() / np.sqrt(len(d2))
-    assert abs(d_hop / d_set - 1) < 4 * rel_se + 0.03
 
 
 def test_missed_detections_do_not_bias_hop_counting():

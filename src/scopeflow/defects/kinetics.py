@@ -16,7 +16,10 @@ Diffusion of free single S vacancies (2-D: ``<dr^2> = 4 D dt``):
   movie with a per-frame recall of 0.9);
 - MSD: pooled mean squared displacement at lags 1..max_lag frames, fitted by weighted least
   squares to ``MSD = 4 D t + 4 sigma^2`` (localisation offset; few short lags are optimal:
-  Michalet, Phys. Rev. E 82, 041914 (2010), doi:10.1103/PhysRevE.82.041914).
+  Michalet, Phys. Rev. E 82, 041914 (2010), doi:10.1103/PhysRevE.82.041914). It knows nothing
+  of the search range: steps longer than the range end a track, so the MSD is biased low by
+  their share of ``<dr^2>`` (at the default 6 Å the collinear double hops, ~11 % at 0.4
+  hops/frame).
 
 Transitions between Mo + vacancy configurations: counts ``C[k, l]`` of consecutive-frame pairs
 pooled over all tracks (pooled counts, not per-trajectory normalised matrices), ``P = C / row

@@ -190,10 +190,12 @@ class TrackOptions:
     """Link objects frame to frame (one-to-one, gap closing)."""
 
     search_range: float = opt(
-        7.0,
-        "Largest displacement between linked frames (7 Å: up to two S-vacancy hops, the "
-        "longest of which, two collinear hops, is 2 a = 6.36 Å, plus ~3 sigma of the "
-        "localisation error of a displacement)",
+        6.0,
+        "Largest displacement between linked frames (6 Å: a stay, one S-vacancy hop (a = "
+        "3.18 Å) or two hops at sqrt(3) a = 5.51 Å, plus ~3 sigma of the localisation error "
+        "of a displacement; not 2 a = 6.36 Å. Longer links joined the wrong vacancy more often "
+        "than the right one on simulated movies; the hop estimator models the range, the MSD "
+        "does not)",
         units="Å",
         exclusive_minimum=0,
     )
