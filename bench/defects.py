@@ -8,7 +8,8 @@ Simulates the acceptance movie (512^2 px, 40 frames, dose 20 counts at a W peak,
 default options (unless ``--model`` gives a trained ``defects.model`` Zarr store), runs detect
 (network and baseline side by side), classify, track, kinetics and analyze, then measures
 detect + classify throughput on 1024^2 frames at 1 and 2 threads (``detect.nn.frames_per_second``
-is the better of the two, one-off GMM fit included). Writes ``bench/results/defects.json``.
+is the better of the two, one-off GMM fit included), and scores the same network on five more
+movies of the same settings (``robustness``, seeds 1-5). Writes ``bench/results/defects.json``.
 Timings are wall-clock on a machine shared with other jobs (load averages and CPU seconds are
 recorded). Single S vacancies are scored per frame (``detect.nn.*``) and combined over frames
 per lattice site (``detect.nn_temporal.*``, the acceptance number); kinetics use the per-frame
@@ -133,6 +134,48 @@ def kinetics_coverage(n_seeds: int, memories=(0.0, 0.15, 0.3), n_boot: int = 200
     return out
 
 
+ROBUST_KEYS = (
+    "detect.nn_temporal.f1.V_S",
+    "detect.nn.f1.Mo",
+    "detect.nn.f1.V_W",
+    "kinetics.D_rel_error",
+    "kinetics.D_rel_error_vs_realised",
+    "kinetics.D_realised_A2_per_s",
+    "kinetics.D_hop.A2_per_s.value",
+    "kinetics.D_hop.A2_per_s.lo",
+    "kinetics.D_hop.A2_per_s.hi",
+    "kinetics.D_msd.A2_per_s.value",
+    "track.purity",
+    "track.purity.V_S",
+    "kinetics.transition_within_ci.corrected",
+    "kinetics.transition_within_ci.uncorrected",
+)
+
+
+def robustness(model: xr.Dataset, seeds: list[int]) -> dict:
+    """The acceptance metrics on other movies of the same settings (the trained network reused).
+
+    One 512^2 x 40 movie holds ~50 free S vacancies making ~400 hops: the spread over seeds shows
+    how far a single movie's numbers are from their expectation.
+    """
+    out = {}
+    for seed in seeds:
+        movie = STAGES["simulate"].func([], SimulateOptions(seed=seed))
+        det = STAGES["detect"].func([movie, model], DetectOptions())
+        cls = STAGES["classify"].func([det, movie], ClassifyOptions())
+        trk = STAGES["track"].func([cls], TrackOptions())
+        kin = STAGES["kinetics"].func([trk], KineticsOptions())
+        m = STAGES["analyze"].func([movie, det, cls, trk, kin], AnalyzeOptions()).attrs["metrics"]
+        out[f"seed_{seed}"] = {k: m.get(k) for k in ROBUST_KEYS}
+        print(
+            "robustness",
+            seed,
+            {k: round(v, 4) for k, v in out[f"seed_{seed}"].items() if v is not None},
+            flush=True,
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="small movie, short training")
@@ -145,6 +188,12 @@ def main() -> None:
         metavar="N_SEEDS",
         help="only measure the transition-interval coverage over N_SEEDS simulated processes "
         "and merge it into the results JSON (key kinetics_coverage)",
+    )
+    ap.add_argument(
+        "--robustness-seeds",
+        default="1,2,3,4,5",
+        help="comma-separated movie seeds scored with the same network besides the acceptance "
+        "movie (seed 0); '' for none",
     )
     args = ap.parse_args()
     if args.kinetics_coverage:
@@ -218,6 +267,9 @@ def main() -> None:
     }
     res["confusion"] = np.asarray(cls["confusion"].values).tolist() if "confusion" in cls else None
     res["diffusion"] = kin.attrs["diffusion"]
+    seeds = [int(x) for x in args.robustness_seeds.split(",") if x.strip()]
+    if seeds and not args.quick:
+        res["robustness"] = robustness(model, seeds)
     size, nf = (512, 4) if args.quick else (1024, 16)
     res["throughput"] = [throughput(model, th, nf, size) for th in (1, 2)]
     if not args.quick:  # the acceptance movie's length at 1024^2: the one-off GMM fit amortised
