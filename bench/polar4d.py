@@ -1,9 +1,10 @@
 """polar4d benchmark: accuracy vs truth and baselines per thermal tier, thickness and dose,
 the cross-simulator check, inference throughput and streaming memory.
 
-Usage: ``python bench/polar4d.py [--quick] [--section train|curve|cross|speed|memory|all]
-[--cache DIR]``. Sections merge into ``bench/results/polar4d.json`` so they can run separately
-(simulating the training sets is the expensive part: chunks are cached in ``--cache`` and reused).
+Usage: ``python bench/polar4d.py [--quick] [--cache DIR]
+[--section train|curve|curve_large|cross|speed|memory|all]``. Sections merge into
+``bench/results/polar4d.json`` so they can run separately (simulating the training sets is the
+expensive part: chunks are cached in ``--cache`` and reused).
 """
 
 from __future__ import annotations
@@ -172,6 +173,59 @@ def section_curve(quick: bool, cache: str, tier: str = "debye_waller_pacbed") ->
     return {"learning_curve_" + tier: res}
 
 
+#: seeds of the larger Debye-Waller PACBED set (structures of their own, not the tier's)
+LARGE_SEEDS = (41, 42)
+
+
+def section_curve_large(quick: bool, cache: str, n_per_seed: int = 112, n_held: int = 40) -> dict:
+    """Learning curve on a larger Debye-Waller PACBED set (~20 CPU-s per structure).
+
+    ``len(LARGE_SEEDS) x n_per_seed`` structures, ``n_held`` of them held out; the network
+    (default bench training options) trained on the first 35, 70 and all other structures.
+    """
+    sets, off = [], 0
+    t0 = time.perf_counter()
+    for seed in LARGE_SEEDS:
+        o = dataclasses.replace(
+            trainset_opts("debye_waller_pacbed", quick, str(Path(cache) / f"cache{seed}")),
+            n_structures=8 if quick else n_per_seed,
+            seed=seed,
+        )
+        ts = simulate_trainset([], o)
+        ts["structure"] = ts["structure"] + off
+        off = int(ts["structure"].values.max()) + 1
+        sets.append(ts)
+    sim_s = time.perf_counter() - t0
+    ts = xr.concat(sets, "pattern", data_vars="minimal", coords="minimal", compat="override")
+    ts.attrs = sets[0].attrs
+    opts = dataclasses.replace(train_opts(quick, "debye_waller_pacbed"), holdout_fraction=0.0)
+    s = ts["structure"].values
+    rng = np.random.default_rng(5)
+    ids = np.unique(s)
+    held = rng.choice(ids, 4 if quick else n_held, replace=False)
+    ho = np.isin(s, held)
+    train_ids = rng.permutation(np.setdiff1d(ids, held))
+    accept = ACCEPT_DOSE[5]
+    res = {
+        "n_structures": len(ids),
+        "held_out_structures": len(held),
+        "simulate_seconds_or_cache": sim_s,
+        "train_steps": opts.steps,
+    }
+    for n in sorted({min(35, len(train_ids)), min(70, len(train_ids)), len(train_ids)}):
+        keep = np.isin(s, train_ids[:n])
+        torch.manual_seed(0)
+        ms = train_model([ts.isel(pattern=np.flatnonzero(keep))], opts)
+        sel = np.flatnonzero(keep | ho)
+        m = evaluate(ms, ts.isel(pattern=sel), ho[sel], doses=(accept,), detail=0)
+        res[f"train_structures_{n}"] = {
+            **m[f"dose_{accept:.2g}"],
+            "train_seconds": float(ms.attrs["train_seconds"]),
+        }
+        print("curve_large", n, res[f"train_structures_{n}"]["inplane.rmse_pm"], flush=True)
+    return {"learning_curve_debye_waller_pacbed_large": res}
+
+
 def section_cross(quick: bool, cache: str) -> dict:
     """Train on one thermal model, test on the other's held-out structures (pairs with models)."""
     res = {}
@@ -289,6 +343,8 @@ def main() -> None:
         _merge(section_train(a.quick, a.cache, a.tiers.split(",")))
     if a.section in ("curve", "all"):
         _merge(section_curve(a.quick, a.cache))
+    if a.section == "curve_large":  # ~75 CPU-min of abTEM: not part of "all"
+        _merge(section_curve_large(a.quick, a.cache))
     if a.section in ("cross", "all"):
         _merge(section_cross(a.quick, a.cache))
     if a.section in ("speed", "all"):
