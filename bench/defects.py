@@ -134,6 +134,18 @@ def kinetics_coverage(n_seeds: int, memories=(0.0, 0.15, 0.3), n_boot: int = 200
     return out
 
 
+def score_movie(movie: xr.Dataset, model: xr.Dataset) -> tuple[tuple, dict]:
+    """detect, classify, track, kinetics and analyze with default options: the stores and the
+    seconds of each stage."""
+    t = {}
+    det, t["detect"] = _run("detect", [movie, model], DetectOptions())
+    cls, t["classify"] = _run("classify", [det, movie], ClassifyOptions())
+    trk, t["track"] = _run("track", [cls], TrackOptions())
+    kin, t["kinetics"] = _run("kinetics", [trk], KineticsOptions())
+    ana, t["analyze"] = _run("analyze", [movie, det, cls, trk, kin], AnalyzeOptions())
+    return (det, cls, trk, kin, ana), t
+
+
 ROBUST_KEYS = (
     "detect.nn_temporal.f1.V_S",
     "detect.nn.f1.Mo",
@@ -161,11 +173,7 @@ def robustness(model: xr.Dataset, seeds: list[int]) -> dict:
     out = {}
     for seed in seeds:
         movie = STAGES["simulate"].func([], SimulateOptions(seed=seed))
-        det = STAGES["detect"].func([movie, model], DetectOptions())
-        cls = STAGES["classify"].func([det, movie], ClassifyOptions())
-        trk = STAGES["track"].func([cls], TrackOptions())
-        kin = STAGES["kinetics"].func([trk], KineticsOptions())
-        m = STAGES["analyze"].func([movie, det, cls, trk, kin], AnalyzeOptions()).attrs["metrics"]
+        m = score_movie(movie, model)[0][-1].attrs["metrics"]
         out[f"seed_{seed}"] = {k: m.get(k) for k in ROBUST_KEYS}
         print(
             "robustness",
@@ -240,16 +248,12 @@ def main() -> None:
             model.to_zarr(args.save_model, mode="w", zarr_format=3, consolidated=False)
     torch.set_num_threads(1)
     res["detect_options"] = dataclasses.asdict(DetectOptions())
-    det, t_det = _run("detect", [movie, model], DetectOptions())
-    cls, t_cls = _run("classify", [det, movie], ClassifyOptions())
-    trk, t_trk = _run("track", [cls], TrackOptions())
-    kin, t_kin = _run("kinetics", [trk], KineticsOptions())
-    ana, _ = _run("analyze", [movie, det, cls, trk, kin], AnalyzeOptions())
+    (det, cls, trk, kin, ana), t = score_movie(movie, model)
     res["seconds"] = {
-        "detect_both_1thread": t_det,
-        "classify": t_cls,
-        "track": t_trk,
-        "kinetics": t_kin,
+        "detect_both_1thread": t["detect"],
+        "classify": t["classify"],
+        "track": t["track"],
+        "kinetics": t["kinetics"],
     }
     res["metrics"] = ana.attrs["metrics"]
     res["ground_truth"] = movie.attrs["ground_truth"]
