@@ -2,7 +2,7 @@
 the cross-simulator check, inference throughput and streaming memory.
 
 Usage: ``python bench/polar4d.py [--quick] [--cache DIR]
-[--section train|curve|curve_large|long|cross|speed|memory|all]``. Sections merge into
+[--section train|curve|curve_large|long|dz_static|cross|speed|memory|all]``. Sections merge into
 ``bench/results/polar4d.json`` so they can run separately (simulating the training sets is the
 expensive part: chunks are cached in ``--cache`` and reused).
 """
@@ -29,7 +29,7 @@ import xarray as xr  # noqa: E402
 from scopeflow.polar4d.baselines import apply_linear, apply_pca_ridge, com_mrad  # noqa: E402
 from scopeflow.polar4d.infer import load_model  # noqa: E402
 from scopeflow.polar4d.metrics import displacement_metrics  # noqa: E402
-from scopeflow.polar4d.model import predict  # noqa: E402
+from scopeflow.polar4d.model import SYMMETRY_OPS, apply_op, predict  # noqa: E402
 from scopeflow.polar4d.options import OpticsOptions, TrainOptions, TrainSetOptions  # noqa: E402
 from scopeflow.polar4d.simulate import simulate_trainset  # noqa: E402
 from scopeflow.polar4d.train import noisy, split_structures, train_model  # noqa: E402
@@ -266,6 +266,86 @@ def section_long(quick: bool, cache: str, steps: int = 20000) -> dict:
     return {"long_training_debye_waller_pacbed_large": res}
 
 
+#: SrTiO3 (no A-site disorder) static PACBED set of the dz check
+DZ_SEEDS = (51, 52)
+
+
+def _sym_features(p: np.ndarray) -> np.ndarray:
+    """sqrt of the 4mm-averaged, normalised patterns on one orbit representative per pixel.
+
+    dz is invariant under 4mm; first-order in-plane and tilt changes are odd, so they cancel in
+    the average and dz is left beside thickness, defocus and second-order terms.
+    """
+    x = torch.from_numpy(np.asarray(p, np.float64) / p.sum((1, 2), keepdims=True))
+    xs = torch.stack([apply_op(x, op) for op in SYMMETRY_OPS]).mean(0).numpy()
+    k = p.shape[-1]
+    c = k // 2
+    i, j = np.arange(k)[:, None], np.arange(k)[None, :]
+    return np.sqrt(xs[:, (i >= c) & (j >= i)])
+
+
+def section_dz_static(quick: bool, cache: str, n_per_seed: int = 64, n_held: int = 28) -> dict:
+    """Is static-lattice dz learnable at CPU scale once the A-site disorder is gone?
+
+    SrTiO3 static PACBED (``len(DZ_SEEDS) x n_per_seed`` structures, ``n_held`` held out). The
+    bench network (4000 steps) against two linear probes per thickness on
+    :func:`_sym_features`: a ridge fitted on noise-free patterns (alpha by cross-validation),
+    showing whether the dz information is there at all, and the noise-aware (LMMSE) ridge, whose
+    penalty is the Poisson variance of the features at the test dose (``n / (32 N)``: sqrt of
+    counts has variance 1 / 4N, averaged over ~8 pixels of an orbit), the best linear map this
+    training set gives at that dose.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    sets, off = [], 0
+    for seed in DZ_SEEDS:
+        o = trainset_opts("static_pacbed", quick, str(Path(cache) / f"sto_SrTiO3_{seed}"))
+        o = dataclasses.replace(
+            o, optics=dataclasses.replace(o.optics, material="SrTiO3"),
+            n_structures=6 if quick else n_per_seed, seed=seed, chunk_structures=4,
+        )  # fmt: skip
+        ts = simulate_trainset([], o)
+        ts["structure"] = ts["structure"] + off
+        off = int(ts["structure"].values.max()) + 1
+        sets.append(ts)
+    ts = xr.concat(sets, "pattern", data_vars="minimal", coords="minimal", compat="override")
+    ts.attrs = sets[0].attrs
+    s = ts["structure"].values
+    rng = np.random.default_rng(5)
+    ho = np.isin(s, rng.choice(np.unique(s), 2 if quick else n_held, replace=False))
+    opts = dataclasses.replace(
+        train_opts(quick, "static_pacbed"), holdout_fraction=0.0, steps=60 if quick else 4000
+    )
+    torch.manual_seed(0)
+    ms = train_model([ts.isel(pattern=np.flatnonzero(~ho))], opts)
+    n_held_out = int(len(np.unique(s[ho])))
+    res = {"material": "SrTiO3", "n_structures": int(off), "held_out_structures": n_held_out,
+           "train_steps": opts.steps}  # fmt: skip
+    net = evaluate(ms, ts, ho, doses=(25e4, 1e6), detail=0)
+    keys = ("inplane.rmse_pm", "dz.rmse_pm", "mean.dz.rmse_pm", "dz.sign_accuracy", "dz.n_scored")
+    res["network"] = {d: {k: net[d][k] for k in keys} for d in ("dose_2.5e+05", "dose_1e+06")}
+    pats = ts["patterns"].values.astype(np.float64)
+    dz, th = ts["true_disp_pm"].values[:, 2], ts["thickness_nm"].values
+    clean = _sym_features(pats)
+    err_clean, err_dose = [], {d: [] for d in (25e4, 1e6, 1e7, 1e8)}
+    noisy_feats = {d: _sym_features(noisy(pats, d, 99).astype(np.float64)) for d in err_dose}
+    for t in np.unique(th):
+        tr, te = (th == t) & ~ho, (th == t) & ho
+        mu, sd = clean[tr].mean(0), clean[tr].std(0) + 1e-12
+        r = RidgeCV(alphas=np.logspace(-4, 3, 15)).fit((clean[tr] - mu) / sd, dz[tr])
+        err_clean.append(r.predict((clean[te] - mu) / sd) - dz[te])
+        x, y0 = clean[tr] - mu, dz[tr] - dz[tr].mean()
+        for d in err_dose:
+            w = np.linalg.solve(x.T @ x + len(x) / (32 * d) * np.eye(x.shape[1]), x.T @ y0)
+            err_dose[d].append((noisy_feats[d][te] - mu) @ w + dz[tr].mean() - dz[te])
+    rms = lambda e: float(np.sqrt(np.mean(np.concatenate(e) ** 2)))  # noqa: E731
+    res["sym_ridge_noise_free.dz.rmse_pm"] = rms(err_clean)
+    res["sym_lmmse_ridge.dz.rmse_pm"] = {f"dose_{d:.2g}": rms(e) for d, e in err_dose.items()}
+    res["mean.dz.rmse_pm"] = float(np.sqrt(np.mean((dz[ho] - dz[~ho].mean()) ** 2)))
+    print("dz_static", res, flush=True)
+    return {"dz_static_srtio3": res}
+
+
 def section_cross(quick: bool, cache: str) -> dict:
     """Train on one thermal model, test on the other's held-out structures (pairs with models)."""
     res = {}
@@ -385,6 +465,8 @@ def main() -> None:
         _merge(section_curve(a.quick, a.cache))
     if a.section == "curve_large":  # ~75 CPU-min of abTEM: not part of "all"
         _merge(section_curve_large(a.quick, a.cache))
+    if a.section == "dz_static":  # ~13 CPU-min of abTEM (cached) and ~3 min of training
+        _merge(section_dz_static(a.quick, a.cache))
     if a.section == "long":  # the curve_large set (cached there) and ~12 min of training
         _merge(section_long(a.quick, a.cache))
     if a.section in ("cross", "all"):
