@@ -177,16 +177,13 @@ def section_curve(quick: bool, cache: str, tier: str = "debye_waller_pacbed") ->
 LARGE_SEEDS = (41, 42)
 
 
-def _large_set(quick: bool, cache: str, n_per_seed: int = 112, n_held: int = 40):
-    """The larger Debye-Waller PACBED set: (patterns, held-out mask, train ids in order, sim s)."""
+def _joined_split(opts_list, n_held: int):
+    """Simulate (or read from cache) several training sets, join them with distinct structure
+    ids and hold ``n_held`` whole structures out: (patterns, held-out mask, train ids in a
+    random order, simulate seconds)."""
     sets, off = [], 0
     t0 = time.perf_counter()
-    for seed in LARGE_SEEDS:
-        o = dataclasses.replace(
-            trainset_opts("debye_waller_pacbed", quick, str(Path(cache) / f"cache{seed}")),
-            n_structures=8 if quick else n_per_seed,
-            seed=seed,
-        )
+    for o in opts_list:
         ts = simulate_trainset([], o)
         ts["structure"] = ts["structure"] + off
         off = int(ts["structure"].values.max()) + 1
@@ -197,9 +194,22 @@ def _large_set(quick: bool, cache: str, n_per_seed: int = 112, n_held: int = 40)
     s = ts["structure"].values
     rng = np.random.default_rng(5)
     ids = np.unique(s)
-    held = rng.choice(ids, 4 if quick else n_held, replace=False)
+    held = rng.choice(ids, n_held, replace=False)
     train_ids = rng.permutation(np.setdiff1d(ids, held))
     return ts, np.isin(s, held), train_ids, sim_s
+
+
+def _large_set(quick: bool, cache: str, n_per_seed: int = 112, n_held: int = 40):
+    """The larger Debye-Waller PACBED set (seeds :data:`LARGE_SEEDS`), see :func:`_joined_split`."""
+    opts = [
+        dataclasses.replace(
+            trainset_opts("debye_waller_pacbed", quick, str(Path(cache) / f"cache{seed}")),
+            n_structures=8 if quick else n_per_seed,
+            seed=seed,
+        )
+        for seed in LARGE_SEEDS
+    ]
+    return _joined_split(opts, 4 if quick else n_held)
 
 
 def section_curve_large(quick: bool, cache: str) -> dict:
@@ -297,30 +307,26 @@ def section_dz_static(quick: bool, cache: str, n_per_seed: int = 64, n_held: int
     """
     from sklearn.linear_model import RidgeCV
 
-    sets, off = [], 0
+    opts_list = []
     for seed in DZ_SEEDS:
         o = trainset_opts("static_pacbed", quick, str(Path(cache) / f"sto_SrTiO3_{seed}"))
-        o = dataclasses.replace(
+        opts_list.append(dataclasses.replace(
             o, optics=dataclasses.replace(o.optics, material="SrTiO3"),
             n_structures=6 if quick else n_per_seed, seed=seed, chunk_structures=4,
-        )  # fmt: skip
-        ts = simulate_trainset([], o)
-        ts["structure"] = ts["structure"] + off
-        off = int(ts["structure"].values.max()) + 1
-        sets.append(ts)
-    ts = xr.concat(sets, "pattern", data_vars="minimal", coords="minimal", compat="override")
-    ts.attrs = sets[0].attrs
+        ))  # fmt: skip
+    ts, ho, _, _ = _joined_split(opts_list, 2 if quick else n_held)
     s = ts["structure"].values
-    rng = np.random.default_rng(5)
-    ho = np.isin(s, rng.choice(np.unique(s), 2 if quick else n_held, replace=False))
     opts = dataclasses.replace(
         train_opts(quick, "static_pacbed"), holdout_fraction=0.0, steps=60 if quick else 4000
     )
     torch.manual_seed(0)
     ms = train_model([ts.isel(pattern=np.flatnonzero(~ho))], opts)
-    n_held_out = int(len(np.unique(s[ho])))
-    res = {"material": "SrTiO3", "n_structures": int(off), "held_out_structures": n_held_out,
-           "train_steps": opts.steps}  # fmt: skip
+    res = {
+        "material": "SrTiO3",
+        "n_structures": len(np.unique(s)),
+        "held_out_structures": len(np.unique(s[ho])),
+        "train_steps": opts.steps,
+    }
     net = evaluate(ms, ts, ho, doses=(25e4, 1e6), detail=0)
     keys = ("inplane.rmse_pm", "dz.rmse_pm", "mean.dz.rmse_pm", "dz.sign_accuracy", "dz.n_scored")
     res["network"] = {d: {k: net[d][k] for k in keys} for d in ("dose_2.5e+05", "dose_1e+06")}

@@ -29,7 +29,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from polar4d import _merge  # noqa: E402
 
-from scopeflow.polar4d.cbed import cbed_series, k_pixel_mrad  # noqa: E402
+from scopeflow.polar4d.cbed import LATTICE_A, cbed_series, k_pixel_mrad  # noqa: E402
 from scopeflow.polar4d.options import OpticsOptions  # noqa: E402
 from scopeflow.polar4d.simulate import bin_patterns, cell_spec, pacbed  # noqa: E402
 
@@ -41,6 +41,7 @@ CELLS = (20, 30, 40, 50)  # 7.9 - 19.7 nm, the bench tiers' thicknesses
 SEEDS = (7, 8)  # two A-site draws
 DOSE = 25e4  # the acceptance point's 1e4 e/probe x 25 probes per position-averaged pattern
 BANDS_MRAD = ((0, 20), (20, 60), (60, 200))
+MATERIAL = OpticsOptions().material  # BaSrTiO3, as the bench tiers
 
 
 def _pattern(args) -> np.ndarray:
@@ -69,7 +70,7 @@ def _crb(p: np.ndarray, jac: np.ndarray, mask=None) -> np.ndarray:
     return np.sqrt(np.diag(np.linalg.pinv(info)))
 
 
-def analyse(thermal: str, pats: dict, binf: int, kpix: float) -> dict:
+def analyse(pats: dict, binf: int, kpix: float) -> dict:
     """Bounds per seed and thickness, by angular band, and the A-site imitation."""
     b = {s: bin_patterns(pats[s]["p0"], binf) for s in SEEDS}
     jac = {s: np.moveaxis(bin_patterns(np.moveaxis(pats[s]["jac"], -1, 0), binf), 0, -1)
@@ -104,7 +105,7 @@ def analyse(thermal: str, pats: dict, binf: int, kpix: float) -> dict:
             "explained_fraction": round(float(1 - r @ r / (d @ d)), 3),
             "relative_change": round(float(change), 4),
         }
-        out["per_thickness"][f"{0.1 * c * 3.947:.1f}nm"] = row
+        out["per_thickness"][f"{0.1 * c * LATTICE_A[MATERIAL]:.1f}nm"] = row
     out["inplane.crb_rms_pm"] = round(float(np.sqrt(np.mean(inplane))), 3)
     out["dz.crb_rms_pm"] = round(float(np.sqrt(np.mean(dz))), 3)
     return out
@@ -146,7 +147,7 @@ def main() -> None:
                 plus, minus = next(it), next(it)
                 jac.append((plus - minus) / (2 * STEPS[i]))
             pats[s] = {"p0": p0, "jac": np.stack(jac, -1)}
-        out[thermal] = {f"bin{f}": analyse(thermal, pats, f, kpix) for f in (1, 3)}
+        out[thermal] = {f"bin{f}": analyse(pats, f, kpix) for f in (1, 3)}
     print(_merge({"cramer_rao": out})["cramer_rao"])
 
 
