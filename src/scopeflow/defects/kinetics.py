@@ -36,7 +36,7 @@ import functools
 import numpy as np
 import xarray as xr
 
-from scopeflow.defects.lattice import A_WS2, COMPLEX_NAMES, MO, V_S
+from scopeflow.defects.lattice import A_WS2, COMPLEX_NAMES, MO, V_S, hop_sq
 from scopeflow.defects.options import KineticsOptions, TrackOptions
 from scopeflow.defects.transitions import nan_quantiles, transition_analysis
 
@@ -47,11 +47,6 @@ __all__ = [
     "fit_msd",
     "kinetics_stage",
 ]
-
-
-def hop_sq(di: np.ndarray, dj: np.ndarray, a: float = A_WS2) -> np.ndarray:
-    """Squared length of lattice displacements ``di a1 + dj a2`` (60-degree basis) [a^2 unit]."""
-    return a**2 * (di**2 + dj**2 + di * dj)
 
 
 def _by_track(track: np.ndarray) -> list[np.ndarray]:

@@ -37,6 +37,7 @@ __all__ = [
     "OBJECT_NAMES",
     "CONTRAST",
     "d_ws",
+    "hop_sq",
     "lattice_vectors",
     "fit_lattice_fft",
     "align_basis",
@@ -77,6 +78,11 @@ CONTRAST = {
 def d_ws(a: float = A_WS2) -> float:
     """Projected metal-S distance ``a / sqrt(3)`` (same unit as ``a``)."""
     return a / np.sqrt(3.0)
+
+
+def hop_sq(di: np.ndarray, dj: np.ndarray, a: float = A_WS2) -> np.ndarray:
+    """Squared length of lattice displacements ``di a1 + dj a2`` (60-degree basis) [a^2 unit]."""
+    return a**2 * (di**2 + dj**2 + di * dj)
 
 
 def lattice_vectors(a: float, angle: float) -> np.ndarray:
