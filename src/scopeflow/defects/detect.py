@@ -194,6 +194,13 @@ def _append(table: dict, det: dict, frame: int, vectors: np.ndarray, origin: np.
     table["sublattice"].append(sub.astype(np.int8))
 
 
+def _double_vacancy_sites(det: dict, vectors: np.ndarray, origin: np.ndarray) -> np.ndarray:
+    """(k, 2) cell indices of the S sites of a frame's double-vacancy detections."""
+    dbl = det["class"] == V_S2
+    i, j, sub, _ = nearest_site(np.stack([det["row"][dbl], det["col"][dbl]], 1), vectors, origin)
+    return np.stack([i, j], 1)[sub == 1]
+
+
 #: frames whose temporally combined vacancies one hidden-Markov fit decides, and the frames of
 #: context on each side: a vacancy stays ~3.5 frames on a site (leaving probability ~0.28), so
 #: evidence 16 frames away changes a posterior by < 0.72**16 ~ 0.5 %; windows bound the memory of
@@ -345,7 +352,12 @@ def detect_movie(inputs: list[xr.Dataset], opts: DetectOptions) -> xr.Dataset:
                     if "nn_temporal" in methods:  # every class but V_S as detected per frame
                         other = {k: v[det["class"] != V_S] for k, v in det.items()}
                         _append(tables["nn_temporal"], other, f, vecs[f], origins[f])
-                        evidence[f] = site_evidence(prob[k], vecs[f], origins[f])
+                        evidence[f] = site_evidence(
+                            prob[k],
+                            vecs[f],
+                            origins[f],
+                            _double_vacancy_sites(det, vecs[f], origins[f]),
+                        )
             seconds["nn"] += time.perf_counter() - t0
             if "nn_temporal" in methods:
                 t0 = time.perf_counter()

@@ -16,11 +16,18 @@ doi:10.1109/5.18626), and the forward-backward posterior of state 1 gives the de
 Hops couple the chains: a vacancy that leaves its site lands on one of its six S neighbours
 (:func:`fit_switching`). Measured on the dose-20 acceptance movie (512^2, 40 frames, jitter
 0.5 px): single-S-vacancy F1 0.925 per frame (network blobs), 0.959 with independent chains,
-0.964 with hop-coupled chains (0.964 on a validation movie, seed 7). The fitted leaving
-probability (0.27 per frame) is close to the truth's (0.26 of the vacancy-frames leave their site;
-the simulated hop rate of 0.40 per frame includes blocked hops), but the thresholded posteriors
-still lose some one-frame stays, so hop kinetics from this table are biased low (D -17 %) and the
-kinetics stage uses the per-frame table.
+0.964 with hop-coupled chains (0.964 on a validation movie, seed 7); those numbers are from an
+earlier network: the current default network gives 0.899 per frame and 0.950 combined on the
+acceptance movie (bench/defects). The thresholded posteriors lose some one-frame stays, so hop
+kinetics from this table are biased low (D -17 %) and the kinetics stage uses the per-frame
+table.
+
+The fitted leaving probability is not a D estimate either. On four acceptance-settings movies it
+is 0.23-0.27 per frame against 0.30-0.34 of the free vacancies' frames that end on another
+site, because the chains also hold the vacancies bound in Mo complexes, which move only when
+their complex switches. Leaving out the S sites next to detected Mo brings it to 0.29-0.32
+(D 1-8 % below the realised value), but the fit depends on the calibration of the
+probabilities: with oracle evidence (0.99 at true vacancies, 0.01 elsewhere) it is 14 % low.
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ EPS = 1e-3
 
 
 def site_evidence(
-    prob: np.ndarray, vectors: np.ndarray, origin: np.ndarray
+    prob: np.ndarray, vectors: np.ndarray, origin: np.ndarray, veto: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Single-vacancy probability at every S site inside one frame.
 
@@ -50,6 +57,12 @@ def site_evidence(
         Lattice vectors ``a1, a2`` of the frame [full-resolution px].
     origin : (2,) float
         A metal site of the frame (unwrapped across frames) [full-resolution px].
+    veto : (k, 2) int, optional
+        Cell indices of S sites that the frame's detections call a double vacancy. The two
+        classes exclude each other, so their single-vacancy probability is set to 0: a double
+        vacancy's partial single-vacancy probability, summed over frames, would otherwise
+        become a persistent false single vacancy (mean temporal V_S F1 over eight
+        acceptance-settings movies, seeds 0-7: 0.9514 -> 0.9535; higher on 7 of them).
 
     Returns
     -------
@@ -70,6 +83,10 @@ def site_evidence(
     ok = (b[:, 0] >= 1) & (b[:, 0] <= ny - 2) & (b[:, 1] >= 1) & (b[:, 1] <= nx - 2)
     ij, b = ij[ok], b[ok]
     q = ndimage.map_coordinates(prob[V_S], [b[:, 0], b[:, 1]], order=1, mode="nearest")
+    if veto is not None and len(veto):
+        key = ij[:, 0] * (1 << 32) + ij[:, 1]
+        veto = np.asarray(veto, np.int64)
+        q[np.isin(key, veto[:, 0] * (1 << 32) + veto[:, 1])] = 0.0
     return ij.astype(np.int64), q.astype(np.float32)
 
 
