@@ -17,7 +17,7 @@ Hops couple the chains: a vacancy that leaves its site lands on one of its six S
 (:func:`fit_switching`). Measured on the dose-20 acceptance movie (512^2, 40 frames, jitter
 0.5 px): single-S-vacancy F1 0.925 per frame (network blobs), 0.959 with independent chains,
 0.964 with hop-coupled chains (0.964 on a validation movie, seed 7); those numbers are from an
-earlier network: the current default network gives 0.899 per frame and 0.950 combined on the
+earlier network: the current default network gives 0.899 per frame and 0.952 combined on the
 acceptance movie (bench/defects). The thresholded posteriors lose some one-frame stays, so hop
 kinetics from this table are biased low (D -17 %) and the kinetics stage uses the per-frame
 table.
