@@ -141,7 +141,7 @@ def test_walkers_diffuse_with_set_d():
 
 
 def test_realised_d_keeps_steps_that_leave_the_image():
-    # A 12.8 Å field (64 px): a third of the walkers' steps start within one hop of the edge,
+    # A 12.8 Å field (64 px): many of the walkers' steps start within one hop of the edge,
     # so counting only the pairs seen in both frames loses the moves across it (-31 % here).
     # The truth counts every step that starts in the image, so it estimates the set D without
     # bias. Lone walkers (no other defects, no damage, no drift), Poisson(k) nearest-neighbour
